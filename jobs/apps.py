@@ -1,0 +1,10 @@
+"""The event store: job specs, insert-only events, the derived state and the services that change it."""
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+    verbose_name = "Jobs"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the guard-trigger system check)
