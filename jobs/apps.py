@@ -5,6 +5,3 @@ from django.apps import AppConfig
 class JobsConfig(AppConfig):
     name = "jobs"
     verbose_name = "Jobs"
-
-    def ready(self):
-        from . import checks  # noqa: F401  (registers the guard-trigger system check)

@@ -1,0 +1,44 @@
+"""Domain errors raised by the services; every interface maps them (HTTP status, admin message, exit code)."""
+
+
+class DomainError(Exception):
+    """Base of the errors a person or client can cause; `code` is stable, `detail` is for a person."""
+
+    status = 400
+    code = "error"
+
+    def __init__(self, detail: str, *, code: str | None = None, errors: list[dict] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.errors = errors or []
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The request does not fit the job's current state (or lost a race for it)."""
+
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class InvalidInput(DomainError):
+    """Input that breaks a contract; `errors` lists `{path, message}` with JSON pointers."""
+
+    status = 400
+    code = "invalid_input"
+
+
+class BudgetExhausted(DomainError):
+    status = 409
+    code = "budget_exhausted"

@@ -1,0 +1,100 @@
+"""Models of the event store: the immutable spec, the insert-only event log and its state projection."""
+from django.db import models
+
+from guards.triggers import GuardedTable, register
+
+from .pipelines import EventType, Kind, Status
+
+GUARDED_JOBSPEC = register(GuardedTable(table="jobs_jobspec", pk="job_id"))
+GUARDED_JOBEVENT = register(GuardedTable(table="jobs_jobevent", pk="id", seq_column="seq", seq_scope="job_id"))
+
+
+class JobSpec(models.Model):
+    """The immutable definition of a job; `job_id` is the first 12 hex of the sha256 of `spec`."""
+
+    class KindChoices(models.TextChoices):
+        BLUEPRINT = Kind.BLUEPRINT.value, "blueprint"
+        IDEA = Kind.IDEA.value, "idea"
+
+    job_id = models.CharField(primary_key=True, max_length=12)
+    kind = models.CharField(max_length=16, choices=KindChoices.choices)
+    spec = models.JSONField()
+    spec_sha256 = models.CharField(max_length=64)
+    snapshot_id = models.CharField(max_length=64, db_index=True)
+    policy_bundle_id = models.CharField(max_length=64)
+    root_job_id = models.CharField(max_length=12, db_index=True)
+    parent_job_id = models.CharField(max_length=12, null=True, blank=True)
+    generation = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    submitted_by = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["created_at", "job_id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=[k.value for k in Kind]), name="jobspec_kind_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} job {self.job_id}"
+
+
+class JobEvent(models.Model):
+    """One insert-only fact about a job; `hash` chains it to the previous event of the same job."""
+
+    EventTypeChoices = models.TextChoices("EventTypeChoices", [(e.value, e.value) for e in EventType])
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(JobSpec, on_delete=models.PROTECT, related_name="events", db_index=False)
+    seq = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=32, choices=EventTypeChoices.choices)
+    step = models.CharField(max_length=32, null=True, blank=True)
+    actor = models.JSONField()
+    payload = models.JSONField()
+    schema_version = models.CharField(max_length=32)
+    recorded_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["job_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "seq"], name="jobevent_job_seq_unique"),
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="jobevent_seq_positive"),
+            models.CheckConstraint(
+                condition=models.Q(event_type__in=[e.value for e in EventType]), name="jobevent_type_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.job_id}#{self.seq} {self.event_type}"
+
+
+class JobState(models.Model):
+    """Projection of a job's events (rebuildable at any time) plus the mutable lease of the worker running it."""
+
+    StatusChoices = models.TextChoices("StatusChoices", [(s.value, s.value) for s in Status])
+
+    job = models.OneToOneField(JobSpec, primary_key=True, on_delete=models.PROTECT, related_name="state")
+    kind = models.CharField(max_length=16)
+    status = models.CharField(max_length=24, choices=StatusChoices.choices)
+    stage = models.PositiveIntegerField(default=0)
+    next_step = models.CharField(max_length=32, null=True, blank=True)
+    waiting_step = models.CharField(max_length=32, null=True, blank=True)
+    review_sha256 = models.CharField(max_length=64, null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    error = models.JSONField(null=True, blank=True)
+    last_seq = models.PositiveIntegerField()
+    last_event_type = models.CharField(max_length=32)
+    last_hash = models.CharField(max_length=64)
+    available_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=150, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "job_id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="jobstate_status_created")]
+
+    def __str__(self):
+        return f"{self.job_id}: {self.status}"

@@ -1,0 +1,178 @@
+"""State derivation: a job's state is a pure fold over its events, with every illegal sequence refused.
+
+`apply_event(state, event)` is the one transition function; `derive_state(events)` folds it from the
+start. The append path uses the same function on the stored projection, so what the database holds is
+always what the events say.
+"""
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+from .pipelines import (
+    PIPELINES,
+    RESULT_EVENTS,
+    SUBMIT_EVENTS,
+    TERMINAL_STATUSES,
+    Checkpoint,
+    EventType,
+    Kind,
+    Status,
+    Step,
+)
+
+ZERO_HASH = "0" * 64
+
+
+class IllegalTransition(Exception):
+    """An event that cannot follow the job's current state."""
+
+
+@dataclass(frozen=True)
+class DerivedState:
+    """What a job's events say about it now."""
+
+    kind: Kind
+    status: Status
+    stage: int = 0
+    next_step: str | None = None
+    waiting_step: str | None = None
+    review_sha256: str | None = None
+    attempt: int = 0
+    error: dict | None = None
+    last_seq: int = 0
+    last_event_type: str | None = None
+    last_hash: str = ZERO_HASH
+    available_at: str | None = None
+
+    @property
+    def pipeline(self):
+        return PIPELINES[self.kind]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def initial_state(kind: Kind | str) -> DerivedState:
+    """The state before the first event; only the kind's submit event may follow."""
+    return DerivedState(kind=Kind(kind), status=Status.QUEUED)
+
+
+def _at_stage(state: DerivedState, stage: int, **changes) -> DerivedState:
+    """Move to `stage`: a step is due, a checkpoint is about to open, or the pipeline is complete."""
+    pipeline = state.pipeline
+    next_step = pipeline[stage].name if stage < len(pipeline) and isinstance(pipeline[stage], Step) else None
+    return replace(
+        state, stage=stage, status=Status.QUEUED, next_step=next_step, waiting_step=None, review_sha256=None,
+        attempt=0, error=None, available_at=None, **changes,
+    )
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise IllegalTransition(message)
+
+
+def _current_stage(state: DerivedState):
+    return state.pipeline[state.stage] if state.stage < len(state.pipeline) else None
+
+
+def apply_event(state: DerivedState, event: Mapping) -> DerivedState:
+    """The state after `event` (a mapping with event_type, step, payload and seq), or IllegalTransition."""
+    etype = EventType(event["event_type"])
+    step = event.get("step")
+    payload = event.get("payload") or {}
+    seq = event.get("seq", state.last_seq + 1)
+    _require(seq == state.last_seq + 1, f"seq {seq} does not follow {state.last_seq}")
+    new = _next_state(state, etype, step, payload)
+    return replace(new, last_seq=seq, last_event_type=etype.value, last_hash=event.get("hash") or state.last_hash)
+
+
+def _next_state(state: DerivedState, etype: EventType, step: str | None, payload: Mapping) -> DerivedState:
+    if state.last_seq == 0:
+        _require(etype == SUBMIT_EVENTS[state.kind], f"a {state.kind} job starts with {SUBMIT_EVENTS[state.kind]}")
+        return _at_stage(state, 0)
+    _require(etype not in SUBMIT_EVENTS.values(), f"{etype} may only be the first event")
+    _require(not state.is_terminal, f"{etype} after the job ended ({state.status})")
+    current = _current_stage(state)
+
+    if etype == EventType.STEP_STARTED:
+        _require(state.status in (Status.QUEUED, Status.RUNNING), f"cannot start a step while {state.status}")
+        _require(state.next_step is not None and step == state.next_step, f"step {step!r} is not due")
+        if state.status == Status.RUNNING:
+            _require(bool(payload.get("recovered_from")), "a running step may only be taken over with recovered_from")
+        _require(payload.get("attempt") == state.attempt + 1, f"attempt must be {state.attempt + 1}")
+        return replace(state, status=Status.RUNNING, attempt=payload["attempt"], available_at=None)
+
+    if etype in RESULT_EVENTS:
+        _require(state.status == Status.RUNNING and step == state.next_step, f"{etype} for a step that is not running")
+        _require(current.result_event == etype, f"step {step} completes with {current.result_event}, not {etype}")
+        return _at_stage(state, state.stage + 1)
+
+    if etype == EventType.WAITING_APPROVAL:
+        _require(isinstance(current, Checkpoint) and current.name == step, f"no checkpoint {step!r} is due")
+        _require(state.status == Status.QUEUED, f"checkpoint {step} is already open")
+        return replace(
+            state, status=Status.WAITING_APPROVAL, waiting_step=step, review_sha256=payload.get("artifact_sha256")
+        )
+
+    if etype in (EventType.APPROVED, EventType.REJECTED):
+        _require(
+            state.status == Status.WAITING_APPROVAL and state.waiting_step == step,
+            f"{etype} for step {step!r}, but the job is not waiting at it",
+        )
+        if etype == EventType.REJECTED:
+            return replace(state, status=Status.REJECTED, waiting_step=None, next_step=None)
+        return _at_stage(state, state.stage + 1)
+
+    if etype == EventType.STEP_FAILED:
+        _require(state.status == Status.RUNNING and step == state.next_step, f"STEP_FAILED for {step!r}, not running")
+        return replace(
+            state, status=Status.QUEUED, available_at=payload.get("retry_at"),
+            error={"step": step, "error_class": payload.get("error_class"), "message": payload.get("message")},
+        )
+
+    if etype == EventType.ERROR:
+        _require(
+            state.status in (Status.QUEUED, Status.RUNNING) and step == state.next_step,
+            f"ERROR for step {step!r}, which is not due",
+        )
+        return replace(
+            state, status=Status.ERROR, available_at=None,
+            error={"step": step, "error_class": payload.get("error_class"), "message": payload.get("message")},
+        )
+
+    if etype == EventType.RETRY_REQUESTED:
+        _require(state.status == Status.ERROR, f"retry is only possible from error, not {state.status}")
+        return replace(state, status=Status.QUEUED, attempt=0, error=None, available_at=None)
+
+    if etype == EventType.CANCELLED:
+        return replace(state, status=Status.CANCELLED, next_step=None, waiting_step=None, available_at=None)
+
+    if etype == EventType.STOPPED_BUDGET:
+        _require(state.status == Status.RUNNING and step == state.next_step, "STOPPED_BUDGET outside a running step")
+        return replace(state, status=Status.STOPPED_BUDGET, next_step=None, available_at=None)
+
+    if etype == EventType.DONE:
+        _require(state.stage == len(state.pipeline) and state.status == Status.QUEUED, "DONE before the last step")
+        return replace(state, status=Status.DONE)
+
+    if etype in (EventType.RERUN_REQUESTED, EventType.RERUN_COMPLETED):
+        # Audit records of an agent rerun: they add evidence but do not move the pipeline.
+        return state
+
+    raise IllegalTransition(f"unhandled event type {etype}")  # pragma: no cover - every type is handled above
+
+
+def derive_state(events, kind: Kind | str | None = None) -> DerivedState:
+    """Fold `events` (ordered by seq) from the initial state; the kind comes from the first event if not given."""
+    events = list(events)
+    if kind is None:
+        _require(bool(events), "a job without events has no kind")
+        first = EventType(events[0]["event_type"])
+        kinds = {v: k for k, v in SUBMIT_EVENTS.items()}
+        _require(first in kinds, f"a job starts with a submit event, not {first}")
+        kind = kinds[first]
+    state = initial_state(kind)
+    for event in events:
+        state = apply_event(state, event)
+    return state
