@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from django.db.backends.base.operations import BaseDatabaseOperations
 
 from guards.triggers import GUARDED_TABLES, install, uninstall
 
@@ -30,6 +29,8 @@ def guards_lifted(conn):
 @pytest.fixture(scope="session", autouse=True)
 def _flush_through_guards():
     """Transactional tests empty the tables between tests; the guards would (rightly) refuse that."""
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
     original = BaseDatabaseOperations.execute_sql_flush
 
     def execute_sql_flush(self, sql_list):
