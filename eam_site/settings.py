@@ -106,6 +106,10 @@ EAM_FOUR_EYES = env.bool("EAM_FOUR_EYES", default=True)
 EAM_PUBLIC_READ = env.bool("EAM_PUBLIC_READ", default=False)
 EAM_LEASE_SECONDS = env.int("EAM_LEASE_SECONDS", default=300)
 EAM_MAX_ATTEMPTS = env.int("EAM_MAX_ATTEMPTS", default=3)
+# First retry after this many seconds, doubling with each attempt.
+EAM_RETRY_BACKOFF_SECONDS = env.float("EAM_RETRY_BACKOFF_SECONDS", default=5.0)
+# Step name -> dotted path of the executor to use instead of the built-in one (workflow.executors).
+EAM_STEP_EXECUTORS = env.dict("EAM_STEP_EXECUTORS", default={})
 EAM_MAX_BODY_BYTES = env.int("EAM_MAX_BODY_BYTES", default=1024 * 1024)
 
 STORAGES = {

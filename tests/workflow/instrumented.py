@@ -1,0 +1,47 @@
+"""Test-only step executors, wired in through EAM_STEP_EXECUTORS in worker processes.
+
+`recording(step)` runs the real executor and appends one line per execution to the file named by
+EAM_TEST_EXECUTION_LOG (O_APPEND writes of one short line are atomic), so a test can count executions.
+`slow` sleeps EAM_TEST_SLOW_SECONDS before running the real step (a worker can be killed mid-step).
+`crashing` always raises an unexpected error; `tiny` is a no-op step for orchestration-only runs.
+"""
+import os
+import time
+
+from workflow.executors import DEFAULT_EXECUTORS, StepContext, StepOutcome
+from django.utils.module_loading import import_string
+
+
+def _record(context: StepContext) -> None:
+    path = os.environ.get("EAM_TEST_EXECUTION_LOG")
+    if path:
+        line = f"{context.job.job_id} {context.step} {context.attempt} {os.getpid()}\n".encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def _real(context: StepContext) -> StepOutcome:
+    return import_string(DEFAULT_EXECUTORS[context.step])(context)
+
+
+def recording(context: StepContext) -> StepOutcome:
+    _record(context)
+    return _real(context)
+
+
+def slow(context: StepContext) -> StepOutcome:
+    _record(context)
+    time.sleep(float(os.environ.get("EAM_TEST_SLOW_SECONDS", "5")))
+    return _real(context)
+
+
+class Unexpected(RuntimeError):
+    """Stands for a bug or an outage: not a research or domain error."""
+
+
+def crashing(context: StepContext) -> StepOutcome:
+    _record(context)
+    raise Unexpected(f"boom in {context.step} (attempt {context.attempt})")

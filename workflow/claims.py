@@ -1,0 +1,96 @@
+"""Claims and leases: the one place where a worker takes a job, renews its lease or lets it go.
+
+A claim is a short transaction: pick the first runnable job in (created_at, job_id) order that no live
+lease holds — `FOR UPDATE SKIP LOCKED` on PostgreSQL, the IMMEDIATE write lock on SQLite — and append
+STEP_STARTED with the lease. The STEP_STARTED seq is the fencing token: the step's result must take the
+next seq, so a worker whose lease was taken over cannot write its stale result.
+"""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+
+from jobs.actors import Actor
+from jobs.events import NewEvent, append_events, format_time, now, state_from_row
+from jobs.models import JobState
+from jobs.pipelines import EventType, Status
+from jobs.state import DerivedState
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    state: DerivedState
+    lease_expires_at: datetime
+    recovered_from: str | None
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """A job whose running step lost its lease too often: it went to ERROR instead of being claimed."""
+
+    job_id: str
+    step: str
+    message: str
+
+
+def runnable(moment: datetime, job_ids=None):
+    rows = JobState.objects.filter(
+        Q(status=Status.QUEUED) | Q(status=Status.RUNNING),
+        next_step__isnull=False,
+    ).filter(
+        Q(available_at__isnull=True) | Q(available_at__lte=moment),
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=moment),
+    )
+    if job_ids:
+        rows = rows.filter(job_id__in=job_ids)
+    return rows.order_by("created_at", "job_id")
+
+
+def start_event(state: DerivedState, *, worker_id: str, expires: datetime, recovered_from: str | None) -> NewEvent:
+    return NewEvent(
+        EventType.STEP_STARTED, Actor.worker(worker_id), step=state.next_step,
+        payload={
+            "attempt": state.attempt + 1, "worker": worker_id, "lease_expires_at": format_time(expires),
+            "recovered_from": recovered_from,
+        },
+    )
+
+
+def lease(worker_id: str | None, expires: datetime | None) -> dict:
+    return {"lease_owner": worker_id, "lease_expires_at": expires}
+
+
+def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids=None) -> Claim | Abandoned | None:
+    """Claim the first runnable job, or None when there is none."""
+    moment = now()
+    expires = moment + timedelta(seconds=lease_seconds)
+    with transaction.atomic():
+        row = runnable(moment, job_ids).select_for_update(skip_locked=True).first()
+        if row is None:
+            return None
+        state = state_from_row(row)
+        recovered_from = (row.lease_owner or "unknown") if row.status == Status.RUNNING else None
+        if recovered_from and state.attempt >= max_attempts:
+            message = f"the step lost its worker's lease {state.attempt} time(s) (last worker {recovered_from})"
+            error = NewEvent(EventType.ERROR, Actor.worker(worker_id), step=state.next_step,
+                             payload={"error_class": "LeaseExpired", "message": message})
+            append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[error], state=state,
+                          state_changes=lease(None, None))
+            return Abandoned(row.job_id, state.next_step, message)
+        start = start_event(state, worker_id=worker_id, expires=expires, recovered_from=recovered_from)
+        _, new_state = append_events(
+            job_id=row.job_id, expected_seq=state.last_seq + 1, events=[start], state=state,
+            state_changes=lease(worker_id, expires),
+        )
+    return Claim(row.job_id, new_state, expires, recovered_from)
+
+
+def renew(*, job_id: str, worker_id: str, started_seq: int, lease_seconds: int) -> bool:
+    """Extend the lease of a step still running; False when the lease was lost (taken over or job moved on)."""
+    expires = now() + timedelta(seconds=lease_seconds)
+    updated = JobState.objects.filter(job_id=job_id, lease_owner=worker_id, last_seq=started_seq).update(
+        lease_expires_at=expires
+    )
+    return updated == 1

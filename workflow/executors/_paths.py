@@ -1,0 +1,13 @@
+"""Where a job's artifacts live (DESIGN §7): `jobs/<job_id>/...`, relative to the artifacts storage root."""
+
+
+def job_path(job_id: str, *parts: str) -> str:
+    return "/".join(["jobs", job_id, *parts])
+
+
+def runspec_path(job_id: str) -> str:
+    return job_path(job_id, "outputs", "runspec.json")
+
+
+def gate_results_path(job_id: str) -> str:
+    return job_path(job_id, "outputs", "gate_results.json")

@@ -1,0 +1,24 @@
+"""registry: record this trial (insert-only), so later gates can deflate Sharpe by the trials of the lineage."""
+from contracts import content_id
+from research.artifacts import read_json_artifact
+from research.registry import count_trials, record_trial
+
+from . import StepContext, StepOutcome
+from ._paths import gate_results_path, runspec_path
+
+
+def execute(context: StepContext) -> StepOutcome:
+    job = context.job
+    runspec = read_json_artifact(runspec_path(job.job_id))
+    gate_results = read_json_artifact(gate_results_path(job.job_id))
+    entry = record_trial(
+        run_id=content_id(runspec), job_id=job.job_id, root_job_id=job.root_job_id, runspec=runspec,
+        gate_results=gate_results,
+    )
+    return StepOutcome(
+        summary={
+            "registry_entry_id": entry.pk,
+            "verdict": entry.verdict,
+            "trials_in_lineage": count_trials(root_job_id=job.root_job_id),
+        }
+    )

@@ -1,0 +1,53 @@
+"""The worker: advance every runnable job, once (`--once`, for cron) or in a loop."""
+import os
+import signal
+import socket
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from jobs.errors import DomainError
+from jobs.ids import check_job_id
+from workflow.orchestrator import WorkerConfig, run_pass
+
+
+class Command(BaseCommand):
+    help = "Advance runnable jobs: run each due step until the job waits for approval or ends."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="one pass, then exit (for cron and timers)")
+        parser.add_argument("--interval", type=float, default=5.0, help="seconds between passes in loop mode")
+        parser.add_argument("--job", action="append", dest="jobs", metavar="JOB_ID", help="only these jobs")
+        parser.add_argument("--max-steps", type=int, default=None, help="stop a pass after this many steps")
+        parser.add_argument("--worker-id", default=None, help="name recorded on events and leases")
+        parser.add_argument("--lease-seconds", type=int, default=None, help="lease length (default EAM_LEASE_SECONDS)")
+
+    def handle(self, *args, once, interval, jobs, max_steps, worker_id, lease_seconds, **options):
+        for job_id in jobs or []:
+            try:
+                check_job_id(job_id)
+            except DomainError as exc:
+                raise CommandError(f"--job {job_id!r}: {exc.detail}") from exc
+        if max_steps is not None and max_steps < 1:
+            raise CommandError("--max-steps must be at least 1")
+        if lease_seconds is not None and lease_seconds < 1:
+            raise CommandError("--lease-seconds must be at least 1")
+        worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        config = WorkerConfig.from_settings(worker_id, lease_seconds)
+        stopping = []
+        if not once:
+            signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        while True:
+            started = time.monotonic()
+            summary = run_pass(config, job_ids=jobs, max_steps=max_steps, report=lambda r: self.stdout.write(r.line()))
+            if once or summary.steps:
+                self.stdout.write(
+                    f"pass by {worker_id}: {len(summary.steps)} step(s), {summary.count('completed')} completed, "
+                    f"{summary.count('failed_will_retry')} to retry, {summary.count('error')} error(s), "
+                    f"{summary.count('fenced')} fenced, in {time.monotonic() - started:.2f}s"
+                )
+            if once or stopping:
+                return
+            connection.close()
+            time.sleep(interval)
