@@ -1,13 +1,14 @@
 """What the event store needs to know of policy bundles: whether one exists and its approval rules."""
 from django.conf import settings
 
-from research import policies
+from research.errors import PolicyError
+from research.policies import load_policy_bundle
 
 
 def policy_bundle_exists(bundle_id: str) -> bool:
     try:
-        policies.load_bundle(bundle_id)
-    except policies.PolicyError:
+        load_policy_bundle(bundle_id)
+    except PolicyError:
         return False
     return True
 
@@ -17,7 +18,7 @@ def four_eyes_required(bundle_id: str) -> bool:
     if settings.EAM_FOUR_EYES:
         return True
     try:
-        bundle, _ = policies.load_bundle(bundle_id)
-    except policies.PolicyError:
+        bundle, _ = load_policy_bundle(bundle_id)
+    except PolicyError:
         return True
     return bool(bundle["approvals"]["four_eyes"])
