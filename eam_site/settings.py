@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: refuse one larger than EAM_MAX_BODY_BYTES with 413.
+    "jobs.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,13 +125,46 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Basic first: its WWW-Authenticate challenge makes DRF answer anonymous callers 401, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["jobs.api.permissions.JobPermission"],
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "jobs.api.parsers.JsonFirstNegotiation",
+    "EXCEPTION_HANDLER": "jobs.api.exceptions.exception_handler",
+    "URL_FORMAT_OVERRIDE": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "STRICT_JSON": True,
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "EAM API",
-    "DESCRIPTION": "Deterministic, auditable research jobs with human review checkpoints.",
+    "DESCRIPTION": (
+        "Deterministic, auditable research jobs with human review checkpoints. Errors are "
+        '`{"detail", "code"}` (+ `errors` with JSON pointers); see docs/api.md.'
+    ),
     "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page are public, and self-contained (no CDN): see jobs/api/docs.py.
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.api.schema.close_request_objects",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatus": "jobs.api.serializers.STATUS_CHOICES",
+        "JobKind": "jobs.api.serializers.KIND_CHOICES",
+        "ActorKind": "jobs.api.serializers.ACTOR_KINDS",
+        "HealthStatus": "jobs.api.serializers.HEALTH_STATUSES",
+    },
 }
 
 LOGGING = {

@@ -33,6 +33,14 @@ class JobSpec(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(kind__in=[k.value for k in Kind]), name="jobspec_kind_valid"),
         ]
+        # What people may ask of jobs; jobs.roles gives them to the groups submitters, reviewers, operators.
+        permissions = [
+            ("submit_job", "Can submit jobs"),
+            ("approve_job", "Can approve or reject checkpoints"),
+            ("operate_job", "Can retry or cancel jobs"),
+            ("spawn_job", "Can spawn child jobs"),
+            ("rerun_job", "Can rerun agents of a job"),
+        ]
 
     def __str__(self):
         return f"{self.kind} job {self.job_id}"

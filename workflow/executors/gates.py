@@ -2,7 +2,7 @@
 from contracts import content_id
 from research.artifacts import read_json_artifact
 from research.gates import evaluate_gates
-from research.registry import count_trials
+from research.registry import lineage_trials
 
 from . import StepContext, StepOutcome
 from ._paths import gate_results_path, runspec_path
@@ -11,9 +11,10 @@ from ._paths import gate_results_path, runspec_path
 def execute(context: StepContext) -> StepOutcome:
     job = context.job
     runspec = read_json_artifact(runspec_path(job.job_id))
-    # Trials already recorded in this lineage, plus the one being judged now (not yet in the registry).
-    n_trials = count_trials(root_job_id=job.root_job_id, exclude_job_id=job.job_id) + 1
+    run_id = content_id(runspec)
+    n_trials, sharpe_variance = lineage_trials(root_job_id=job.root_job_id, including_run_id=run_id)
     result = evaluate_gates(
-        runspec=runspec, run_id=content_id(runspec), n_trials=n_trials, output_path=gate_results_path(job.job_id)
+        runspec=runspec, run_id=run_id, n_trials=n_trials, sharpe_variance=sharpe_variance,
+        output_path=gate_results_path(job.job_id),
     )
     return StepOutcome(artifacts=[result.artifact.as_dict()], summary={**result.summary, "n_trials": n_trials})

@@ -1,6 +1,7 @@
-"""registry: record this trial (insert-only), so later gates can deflate Sharpe by the trials of the lineage."""
+"""registry: record this trial (insert-only), so later gates deflate Sharpe by the trials of the lineage."""
 from contracts import content_id
 from research.artifacts import read_json_artifact
+from research.dossier import dossier_root
 from research.registry import count_trials, record_trial
 
 from . import StepContext, StepOutcome
@@ -10,14 +11,17 @@ from ._paths import gate_results_path, runspec_path
 def execute(context: StepContext) -> StepOutcome:
     job = context.job
     runspec = read_json_artifact(runspec_path(job.job_id))
+    run_id = content_id(runspec)
     gate_results = read_json_artifact(gate_results_path(job.job_id))
+    metrics = read_json_artifact(f"{dossier_root(run_id)}/metrics.json")
     entry = record_trial(
-        run_id=content_id(runspec), job_id=job.job_id, root_job_id=job.root_job_id, runspec=runspec,
-        gate_results=gate_results,
+        job_id=job.job_id, root_job_id=job.root_job_id, run_id=run_id, runspec=runspec,
+        verdict=gate_results["verdict"], metrics=metrics,
     )
     return StepOutcome(
         summary={
             "registry_entry_id": entry.pk,
+            "run_id": run_id,
             "verdict": entry.verdict,
             "trials_in_lineage": count_trials(root_job_id=job.root_job_id),
         }

@@ -1,0 +1,314 @@
+"""Input serializers (small, strict, no logic) and the shapes of responses, for validation and the schema.
+
+Inputs reject unknown fields and values of the wrong type (DRF would turn 5 into "5"). Response
+serializers describe what the selectors return; the schema test checks that they agree.
+"""
+from collections.abc import Mapping
+
+from rest_framework import serializers
+
+from jobs.ids import JOB_ID_RE, NAME_ID_RE
+from jobs.pipelines import CHECKPOINT_NAMES, Kind, Status
+
+SHA256_RE = r"^[0-9a-f]{64}$"
+STATUS_CHOICES = [status.value for status in Status]
+KIND_CHOICES = [kind.value for kind in Kind]
+ACTOR_KINDS = ["user", "worker", "system"]
+HEALTH_STATUSES = ["ok", "unavailable"]
+CHECKPOINTS = sorted(CHECKPOINT_NAMES)
+TEXT_LIMIT = 4000  # what the event contract allows for a comment or a reason
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(serializers.RegexField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictInput(serializers.Serializer):
+    """Refuses members it does not declare, so a misspelt field is an error rather than ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+# -- bodies ------------------------------------------------------------------------------------------------
+
+class ApproveInput(StrictInput):
+    comment = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT, trim_whitespace=False)
+    artifact_sha256 = StrictRegexField(SHA256_RE, required=False, allow_null=True)
+
+
+class RejectInput(StrictInput):
+    reason = StrictCharField(max_length=TEXT_LIMIT)
+
+
+class OperatorInput(StrictInput):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT)
+
+
+# -- query parameters (all optional unless said; unknown ones are refused) -----------------------------------
+
+class SubmitQuery(StrictInput):
+    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="default: EAM_DEFAULT_SNAPSHOT_ID")
+    policy_bundle_id = StrictRegexField(NAME_ID_RE.pattern, required=False,
+                                        help_text="default: EAM_DEFAULT_POLICY_BUNDLE_ID")
+
+
+class NoQuery(StrictInput):
+    pass
+
+
+class StepQuery(StrictInput):
+    step = serializers.ChoiceField(choices=CHECKPOINTS, help_text="the checkpoint the job waits at")
+
+
+class PageQuery(StrictInput):
+    cursor = StrictCharField(required=False, max_length=500, help_text="next_cursor of the previous page")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+
+
+class JobListQuery(PageQuery):
+    status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False)
+    kind = serializers.ChoiceField(choices=KIND_CHOICES, required=False)
+    waiting_step = serializers.ChoiceField(choices=CHECKPOINTS, required=False)
+    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False)
+
+
+class EventsQuery(StrictInput):
+    after_seq = serializers.IntegerField(required=False, min_value=0, default=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=500)
+
+
+class RegistryQuery(PageQuery):
+    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    run_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    family = StrictRegexField(NAME_ID_RE.pattern, required=False)
+
+
+class RunQuery(StrictInput):
+    segment = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="one segment: its metrics, curve, trades")
+    part = serializers.ChoiceField(choices=["all", "metrics", "curve", "trades"], required=False, default="all",
+                                   help_text="with segment: only this part (a holdout has metrics only)")
+
+
+# -- responses -----------------------------------------------------------------------------------------------
+
+class ErrorItem(serializers.Serializer):
+    path = serializers.CharField(help_text="JSON pointer into the request document")
+    message = serializers.CharField()
+
+
+class ErrorResponse(serializers.Serializer):
+    detail = serializers.CharField(help_text="for a person")
+    code = serializers.CharField(help_text="stable, for a program")
+    errors = ErrorItem(many=True, required=False)
+
+
+class JobSummary(serializers.Serializer):
+    job_id = serializers.CharField()
+    kind = serializers.ChoiceField(choices=KIND_CHOICES)
+    status = serializers.ChoiceField(choices=STATUS_CHOICES)
+    waiting_step = serializers.CharField(allow_null=True)
+    next_step = serializers.CharField(allow_null=True)
+    attempt = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+    last_event_type = serializers.CharField()
+    snapshot_id = serializers.CharField()
+    policy_bundle_id = serializers.CharField()
+    root_job_id = serializers.CharField()
+    parent_job_id = serializers.CharField(allow_null=True)
+    generation = serializers.IntegerField()
+    submitted_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class SubmitResponse(JobSummary):
+    created = serializers.BooleanField(help_text="false: the same content was submitted before (HTTP 200)")
+
+
+class JobPage(serializers.Serializer):
+    results = JobSummary(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class RecordedArtifact(serializers.Serializer):
+    path = serializers.CharField()
+    sha256 = serializers.CharField()
+    bytes = serializers.IntegerField()
+    seq = serializers.IntegerField()
+    event_type = serializers.CharField()
+    step = serializers.CharField(allow_null=True)
+
+
+class Lineage(serializers.Serializer):
+    root_job_id = serializers.CharField()
+    parent_job_id = serializers.CharField(allow_null=True)
+    generation = serializers.IntegerField()
+    children = serializers.ListField(child=serializers.CharField())
+
+
+class JobDetail(JobSummary):
+    spec = serializers.DictField()
+    spec_sha256 = serializers.CharField()
+    review_sha256 = serializers.CharField(allow_null=True)
+    error = serializers.DictField(allow_null=True)
+    lease_owner = serializers.CharField(allow_null=True)
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
+    lineage = Lineage()
+    run_id = serializers.CharField(allow_null=True)
+    artifacts = RecordedArtifact(many=True)
+    can_approve = serializers.BooleanField()
+    can_reject = serializers.BooleanField()
+    can_retry = serializers.BooleanField()
+    can_cancel = serializers.BooleanField()
+
+
+class EventActor(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ACTOR_KINDS)
+    id = serializers.CharField()
+
+
+class Event(serializers.Serializer):
+    seq = serializers.IntegerField()
+    event_type = serializers.CharField()
+    step = serializers.CharField(allow_null=True)
+    actor = EventActor()
+    payload = serializers.DictField()
+    schema_version = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+    prev_hash = serializers.CharField()
+    hash = serializers.CharField()
+
+
+class EventPage(serializers.Serializer):
+    job_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=STATUS_CHOICES)
+    last_seq = serializers.IntegerField()
+    events = Event(many=True)
+    has_more = serializers.BooleanField(help_text="call again with after_seq = the last seq returned")
+
+
+class StoredArtifact(serializers.Serializer):
+    path = serializers.CharField(help_text="relative to the job: use it in /jobs/{job_id}/artifacts/{path}")
+    storage_path = serializers.CharField(help_text="path in artifact storage, as events record it")
+    sha256 = serializers.CharField()
+    bytes = serializers.IntegerField()
+    content_type = serializers.CharField()
+
+
+class ArtifactList(serializers.Serializer):
+    job_id = serializers.CharField()
+    artifacts = StoredArtifact(many=True)
+
+
+class RunSegmentRow(serializers.Serializer):
+    segment_id = serializers.CharField()
+    role = serializers.ChoiceField(choices=["test", "holdout"])
+    has_curve = serializers.BooleanField()
+
+
+class Trial(serializers.Serializer):
+    job_id = serializers.CharField()
+    verdict = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class RunDetail(serializers.Serializer):
+    run_id = serializers.CharField()
+    kernel_version = serializers.CharField(allow_null=True)
+    snapshot_id = serializers.CharField(allow_null=True)
+    snapshot_sha256 = serializers.CharField(allow_null=True)
+    policy_bundle_id = serializers.CharField(allow_null=True)
+    policy_bundle_sha256 = serializers.CharField(allow_null=True)
+    holdout_visibility = serializers.CharField()
+    metrics = serializers.DictField()
+    segments = RunSegmentRow(many=True)
+    test_segments = serializers.IntegerField(allow_null=True)
+    positive_share = serializers.FloatField(allow_null=True)
+    trials = Trial(many=True)
+
+
+class Table(serializers.Serializer):
+    columns = serializers.ListField(child=serializers.CharField())
+    rows = serializers.ListField(child=serializers.ListField())
+
+
+class RunSegment(serializers.Serializer):
+    run_id = serializers.CharField()
+    segment_id = serializers.CharField()
+    role = serializers.ChoiceField(choices=["test", "holdout"])
+    metrics = serializers.DictField(required=False)
+    curve = Table(required=False, help_text="test segments only")
+    trades = Table(required=False, help_text="test segments only")
+
+
+class RegistryItem(serializers.Serializer):
+    id = serializers.IntegerField()
+    run_id = serializers.CharField()
+    job_id = serializers.CharField()
+    root_job_id = serializers.CharField()
+    family = serializers.CharField()
+    params_sha256 = serializers.CharField()
+    snapshot_id = serializers.CharField()
+    policy_bundle_id = serializers.CharField()
+    verdict = serializers.CharField()
+    metrics = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class RegistryPage(serializers.Serializer):
+    results = RegistryItem(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class Snapshot(serializers.Serializer):
+    snapshot_id = serializers.CharField()
+    sha256 = serializers.CharField()
+    symbols = serializers.ListField(child=serializers.CharField())
+    start = serializers.DateField()
+    end = serializers.DateField()
+    bars = serializers.IntegerField()
+    rows = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    source = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    is_default = serializers.BooleanField()
+
+
+class SnapshotList(serializers.Serializer):
+    results = Snapshot(many=True)
+
+
+class PolicyBundle(serializers.Serializer):
+    policy_bundle_id = serializers.CharField()
+    valid = serializers.BooleanField()
+    sha256 = serializers.CharField(required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    error = serializers.CharField(required=False)
+    errors = ErrorItem(many=True, required=False)
+    is_default = serializers.BooleanField()
+
+
+class PolicyList(serializers.Serializer):
+    results = PolicyBundle(many=True)
+
+
+class Health(serializers.Serializer):
+    status = serializers.ChoiceField(choices=HEALTH_STATUSES)
+    detail = serializers.CharField(required=False)

@@ -1,0 +1,212 @@
+"""The jobs API (DESIGN §8): one action per operation, each reading its input, calling one service or
+selector and shaping the answer. Errors are raised, never returned: `exceptions.exception_handler` maps them.
+"""
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from rest_framework import status as http
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from jobs import selectors, services
+from jobs.actors import Actor
+from jobs.errors import InvalidInput
+from jobs.ids import check_job_id
+from jobs.roles import APPROVE, OPERATE, SUBMIT
+
+from . import serializers as s
+from .exceptions import pointer_errors
+from .schema import JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
+
+SELECTOR_CONTENT_TYPES = sorted(set(selectors.CONTENT_TYPES.values()) | {"application/octet-stream"})
+
+
+# A query parameter whose errors have a code of their own; any other is `invalid_query`.
+QUERY_CODES = {"/step": "invalid_step"}
+
+
+def read_query(request, serializer_class) -> dict:
+    """The validated query parameters; unknown ones are refused like invalid ones."""
+    serializer = serializer_class(data=request.query_params.dict())
+    if not serializer.is_valid():
+        errors = pointer_errors(serializer.errors)
+        summary = "; ".join(f"{e['path'].lstrip('/')}: {e['message']}" for e in errors[:5])
+        code = QUERY_CODES.get(errors[0]["path"], "invalid_query")
+        raise InvalidInput(f"invalid query parameters: {summary}", code=code, errors=errors)
+    return serializer.validated_data
+
+
+def read_body(request, serializer_class) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _submitted(job, created: bool) -> Response:
+    state = selectors.get_job_state(job.job_id)
+    return Response(
+        {**selectors.job_summary(state), "created": created},
+        status=http.HTTP_201_CREATED if created else http.HTTP_200_OK,
+        headers={"Location": reverse("job-detail", kwargs={"job_id": job.job_id})},
+    )
+
+
+def _event(row) -> Response:
+    return Response(selectors.event_view(row))
+
+
+SUBMITTED = {201: s.SubmitResponse, 200: OpenApiResponse(s.SubmitResponse, description="already submitted"),
+             **error_responses(*WRITES)}
+EVENT_WRITTEN = {200: s.Event, **error_responses(*WRITES)}
+
+
+class JobViewSet(viewsets.ViewSet):
+    """Jobs: submit, list, read, review and operate."""
+
+    schema = PagedAutoSchema()
+    lookup_field = "job_id"
+    lookup_value_regex = "[^/]+"  # any segment reaches the view, whose allowlist answers 404 invalid_job_id
+    required_permissions = {
+        "create": SUBMIT, "blueprint": SUBMIT, "idea": SUBMIT,
+        "approve": APPROVE, "reject": APPROVE,
+        "retry": OPERATE, "cancel": OPERATE,
+    }
+
+    # -- submit --------------------------------------------------------------------------------------------
+
+    @extend_schema(
+        operation_id="jobs_submit", summary="Submit a full job spec", tags=["submit"],
+        request={"application/json": contract_schema("job_spec_v1")}, responses=SUBMITTED,
+    )
+    def create(self, request):
+        read_query(request, s.NoQuery)
+        job, created = services.submit_job_spec(spec=request.data, actor=Actor.user(request.user))
+        return _submitted(job, created)
+
+    @extend_schema(
+        operation_id="jobs_submit_blueprint", summary="Submit a blueprint", tags=["submit"],
+        parameters=[s.SubmitQuery], request={"application/json": contract_schema("blueprint_v1")},
+        responses=SUBMITTED,
+    )
+    @action(detail=False, methods=["post"])
+    def blueprint(self, request):
+        query = read_query(request, s.SubmitQuery)
+        job, created = services.submit_blueprint(blueprint=request.data, actor=Actor.user(request.user), **query)
+        return _submitted(job, created)
+
+    @extend_schema(
+        operation_id="jobs_submit_idea", summary="Submit an idea", tags=["submit"],
+        parameters=[s.SubmitQuery], request={"application/json": contract_schema("idea_spec_v1")},
+        responses=SUBMITTED,
+    )
+    @action(detail=False, methods=["post"])
+    def idea(self, request):
+        query = read_query(request, s.SubmitQuery)
+        job, created = services.submit_idea(idea=request.data, actor=Actor.user(request.user), **query)
+        return _submitted(job, created)
+
+    # -- read ----------------------------------------------------------------------------------------------
+
+    @extend_schema(
+        operation_id="jobs_list", summary="List jobs, oldest first", tags=["read"], parameters=[s.JobListQuery],
+        responses={200: s.JobPage, **error_responses(*READS)},
+    )
+    def list(self, request):
+        query = read_query(request, s.JobListQuery)
+        cursor, limit = query.pop("cursor", None), query.pop("limit")
+        page = selectors.list_jobs(filters=selectors.JobFilters(**query), cursor=cursor, limit=limit)
+        return Response({"results": page.results, "next_cursor": page.next_cursor})
+
+    @extend_schema(
+        operation_id="jobs_read", summary="A job: spec, state, lineage, artifacts, what you may do now",
+        tags=["read"], parameters=[JOB_ID], responses={200: s.JobDetail, **error_responses(*READS)},
+    )
+    def retrieve(self, request, job_id=None):
+        check_job_id(job_id)
+        read_query(request, s.NoQuery)
+        return Response(selectors.job_detail(job_id=job_id, user=request.user))
+
+    @extend_schema(
+        operation_id="jobs_events", summary="A job's events after a seq", tags=["read"],
+        parameters=[JOB_ID, s.EventsQuery], responses={200: s.EventPage, **error_responses(*READS)},
+    )
+    @action(detail=True, methods=["get"])
+    def events(self, request, job_id=None):
+        check_job_id(job_id)
+        query = read_query(request, s.EventsQuery)
+        return Response(selectors.job_events(job_id=job_id, **query))
+
+    @extend_schema(
+        operation_id="jobs_artifacts", summary="A job's files (and its run's dossier) with sha256 and size",
+        tags=["read"], parameters=[JOB_ID], responses={200: s.ArtifactList, **error_responses(*READS)},
+    )
+    @action(detail=True, methods=["get"])
+    def artifacts(self, request, job_id=None):
+        check_job_id(job_id)
+        read_query(request, s.NoQuery)
+        return Response(selectors.job_artifacts(job_id=job_id))
+
+    @extend_schema(
+        operation_id="jobs_artifact", summary="Download one artifact of a job", tags=["read"],
+        parameters=[JOB_ID, OpenApiParameter("path", str, OpenApiParameter.PATH,
+                                             description="as listed: e.g. outputs/runspec.json, dossier/metrics.json")],
+        responses={**{(200, media): OpenApiTypes.ANY if media == "application/json" else OpenApiTypes.BINARY
+                      for media in SELECTOR_CONTENT_TYPES},
+                   **error_responses(*READS)},
+    )
+    @action(detail=True, methods=["get"], url_path=r"artifacts/(?P<path>.+)", url_name="artifact")
+    def artifact(self, request, job_id=None, path=None):
+        check_job_id(job_id)
+        read_query(request, s.NoQuery)
+        found = selectors.job_artifact(job_id=job_id, path=path)
+        response = HttpResponse(found.data, content_type=found.content_type)
+        response["Content-Disposition"] = f'inline; filename="{path.rsplit("/", 1)[-1]}"'
+        response["ETag"] = f'"{found.describe()["sha256"]}"'
+        return response
+
+    # -- review and operate ----------------------------------------------------------------------------------
+
+    @extend_schema(
+        operation_id="jobs_approve", summary="Approve the checkpoint the job waits at", tags=["review"],
+        parameters=[JOB_ID, s.StepQuery], request=s.ApproveInput, responses=EVENT_WRITTEN,
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, job_id=None):
+        check_job_id(job_id)
+        step = read_query(request, s.StepQuery)["step"]
+        body = read_body(request, s.ApproveInput)
+        return _event(services.approve(job_id=job_id, step=step, actor=Actor.user(request.user), **body))
+
+    @extend_schema(
+        operation_id="jobs_reject", summary="Reject the checkpoint the job waits at (the job ends)",
+        tags=["review"], parameters=[JOB_ID, s.StepQuery], request=s.RejectInput, responses=EVENT_WRITTEN,
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, job_id=None):
+        check_job_id(job_id)
+        step = read_query(request, s.StepQuery)["step"]
+        body = read_body(request, s.RejectInput)
+        return _event(services.reject(job_id=job_id, step=step, actor=Actor.user(request.user), **body))
+
+    @extend_schema(
+        operation_id="jobs_retry", summary="Make a job in error runnable again", tags=["operate"],
+        parameters=[JOB_ID], request=s.OperatorInput, responses=EVENT_WRITTEN,
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, job_id=None):
+        check_job_id(job_id)
+        read_query(request, s.NoQuery)
+        body = read_body(request, s.OperatorInput)
+        return _event(services.retry(job_id=job_id, actor=Actor.user(request.user), **body))
+
+    @extend_schema(
+        operation_id="jobs_cancel", summary="Cancel a job that has not ended", tags=["operate"],
+        parameters=[JOB_ID], request=s.OperatorInput, responses=EVENT_WRITTEN,
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, job_id=None):
+        check_job_id(job_id)
+        read_query(request, s.NoQuery)
+        body = read_body(request, s.OperatorInput)
+        return _event(services.cancel(job_id=job_id, actor=Actor.user(request.user), **body))

@@ -1,0 +1,62 @@
+"""The groups people are put in and what each may do to jobs (DESIGN §8), declared as data.
+
+`ensure_roles` creates what is missing and never takes a permission away, so the data migration and
+`manage.py setup_roles` can run any number of times. It takes a model registry (`django.apps.apps`, or a
+migration's historical `apps`) so that both share this one definition.
+"""
+from dataclasses import dataclass
+
+JOBS_APP = "jobs"
+JOBSPEC_MODEL = "jobspec"
+
+# codename -> name, as in JobSpec.Meta.permissions (a migration cannot rely on post_migrate having run).
+PERMISSIONS: dict[str, str] = {
+    "submit_job": "Can submit jobs",
+    "approve_job": "Can approve or reject checkpoints",
+    "operate_job": "Can retry or cancel jobs",
+    "spawn_job": "Can spawn child jobs",
+    "rerun_job": "Can rerun agents of a job",
+}
+
+ROLES: dict[str, tuple[str, ...]] = {
+    "submitters": ("submit_job", "spawn_job"),
+    "reviewers": ("approve_job",),
+    "operators": ("operate_job", "rerun_job"),
+}
+
+# What each API operation requires, as "app_label.codename" for user.has_perm.
+SUBMIT = f"{JOBS_APP}.submit_job"
+APPROVE = f"{JOBS_APP}.approve_job"
+OPERATE = f"{JOBS_APP}.operate_job"
+SPAWN = f"{JOBS_APP}.spawn_job"
+RERUN = f"{JOBS_APP}.rerun_job"
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    group: str
+    created: bool
+    added: tuple[str, ...]
+
+
+def ensure_roles(apps) -> list[RoleChange]:
+    """Create the groups and permissions of ROLES where missing; returns what changed per group."""
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    Group = apps.get_model("auth", "Group")
+    content_type, _ = ContentType.objects.get_or_create(app_label=JOBS_APP, model=JOBSPEC_MODEL)
+    permissions = {
+        codename: Permission.objects.get_or_create(
+            content_type=content_type, codename=codename, defaults={"name": name}
+        )[0]
+        for codename, name in PERMISSIONS.items()
+    }
+    changes = []
+    for group_name, codenames in ROLES.items():
+        group, created = Group.objects.get_or_create(name=group_name)
+        present = set(group.permissions.filter(content_type=content_type).values_list("codename", flat=True))
+        missing = tuple(c for c in codenames if c not in present)
+        if missing:
+            group.permissions.add(*(permissions[c] for c in missing))
+        changes.append(RoleChange(group=group_name, created=created, added=missing))
+    return changes

@@ -1,0 +1,490 @@
+"""Reads of jobs, runs, the registry, snapshots and policies, shaped as the API and the pages show them.
+
+Every function runs a fixed number of queries whatever the number of jobs or events (no N+1), and checks
+ids against the allowlists before any lookup. Nothing here writes.
+"""
+import base64
+import binascii
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.db.models import Q
+
+from contracts import sha256_hex
+from research.artifacts import artifact_storage, check_path, list_artifacts, read_artifact
+from research.errors import ArtifactNotFound
+from research.models import DataSnapshot, RegistryEntry
+from research.policies import list_policy_bundles
+
+from .errors import InvalidInput, NotFound
+from .ids import RUN_ID_RE, check_job_id
+from .models import JobEvent, JobSpec, JobState
+from .pipelines import RESULT_EVENTS, TERMINAL_STATUSES, EventType, Status
+from .policy import four_eyes_required
+from .roles import APPROVE, OPERATE
+
+ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
+RUN_ID_EVENTS = (str(EventType.RUNSPEC_COMPILED), str(EventType.RUN_COMPLETED))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a keyset-paginated list; `next_cursor` is None on the last page."""
+
+    results: list[dict]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    status: str | None = None
+    kind: str | None = None
+    waiting_step: str | None = None
+    root_job_id: str | None = None
+    snapshot_id: str | None = None
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# -- cursors: opaque to clients, a JSON list of the sort key of the last row seen ----------------------------
+
+def encode_cursor(key: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list:
+    invalid = InvalidInput("invalid cursor: pass back a next_cursor this API returned", code="invalid_cursor",
+                           errors=[{"path": "/cursor", "message": "not a cursor of this list"}])
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid from None
+    if not isinstance(key, list) or len(key) != len(shape) or not all(isinstance(k, t) for k, t in zip(key, shape)):
+        raise invalid
+    return key
+
+
+def _job_cursor_after(cursor: str) -> Q:
+    created, job_id = decode_cursor(cursor, (str, str))
+    try:
+        created_at = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("invalid cursor", code="invalid_cursor",
+                           errors=[{"path": "/cursor", "message": "not a cursor of this list"}]) from None
+    return Q(created_at__gt=created_at) | Q(created_at=created_at, job_id__gt=job_id)
+
+
+# -- jobs ------------------------------------------------------------------------------------------------------
+
+def job_summary(state: JobState) -> dict:
+    """The fields of a job every list shows; `state.job` must be loaded (select_related)."""
+    job = state.job
+    return {
+        "job_id": job.job_id,
+        "kind": job.kind,
+        "status": state.status,
+        "waiting_step": state.waiting_step,
+        "next_step": state.next_step,
+        "attempt": state.attempt,
+        "last_seq": state.last_seq,
+        "last_event_type": state.last_event_type,
+        "snapshot_id": job.snapshot_id,
+        "policy_bundle_id": job.policy_bundle_id,
+        "root_job_id": job.root_job_id,
+        "parent_job_id": job.parent_job_id,
+        "generation": job.generation,
+        "submitted_by": job.submitted_by,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(state.updated_at),
+    }
+
+
+def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50) -> Page:
+    """Jobs in the order they were created (created_at, job_id), `limit` at a time: one query per page."""
+    rows = JobState.objects.select_related("job").defer("job__spec").order_by("created_at", "job_id")
+    if filters.status:
+        rows = rows.filter(status=filters.status)
+    if filters.kind:
+        rows = rows.filter(kind=filters.kind)
+    if filters.waiting_step:
+        rows = rows.filter(waiting_step=filters.waiting_step)
+    if filters.root_job_id:
+        rows = rows.filter(job__root_job_id=filters.root_job_id)
+    if filters.snapshot_id:
+        rows = rows.filter(job__snapshot_id=filters.snapshot_id)
+    if cursor:
+        rows = rows.filter(_job_cursor_after(cursor))
+    found = list(rows[: limit + 1])
+    page = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor([iso(last.created_at), last.job_id])
+    return Page(results=[job_summary(state) for state in page], next_cursor=next_cursor)
+
+
+def get_job_state(job_id: str) -> JobState:
+    """The job's projection with its spec (one query); NotFound for an unknown or malformed id."""
+    check_job_id(job_id)
+    try:
+        return JobState.objects.select_related("job").get(job_id=job_id)
+    except JobState.DoesNotExist:
+        raise NotFound(f"job {job_id} not found", code="job_not_found") from None
+
+
+def allowed_actions(*, job: JobSpec, state: JobState, user) -> dict:
+    """What `user` may do to the job now: the same rules the services enforce, asked without trying."""
+    # Permissions are only looked up where the state allows the action at all (a finished job: no query).
+    signed_in = bool(user and user.is_authenticated)
+    may_decide = (
+        signed_in and state.status == Status.WAITING_APPROVAL and user.has_perm(APPROVE)
+        and not (four_eyes_required(job.policy_bundle_id) and user.get_username() == job.submitted_by)
+    )
+    may_operate = signed_in and state.status not in TERMINAL_STATUSES and user.has_perm(OPERATE)
+    return {
+        "can_approve": may_decide,
+        "can_reject": may_decide,
+        "can_retry": may_operate and state.status == Status.ERROR,
+        "can_cancel": may_operate,
+    }
+
+
+def _recorded_artifacts(job_id: str) -> tuple[list[dict], str | None, bool]:
+    """(artifacts the job's events record, its run id, whether its run completed): one query."""
+    rows = (
+        JobEvent.objects.filter(job_id=job_id, event_type__in=ARTIFACT_EVENTS)
+        .order_by("seq").values_list("seq", "event_type", "step", "payload")
+    )
+    artifacts, run_id, ran = [], None, False
+    for seq, event_type, step, payload in rows:
+        for ref in payload.get("artifacts") or []:
+            artifacts.append({**ref, "seq": seq, "event_type": event_type, "step": step})
+        if event_type in RUN_ID_EVENTS:
+            run_id = (payload.get("summary") or {}).get("run_id") or run_id
+        ran = ran or event_type == EventType.RUN_COMPLETED
+    return artifacts, run_id, ran
+
+
+def job_detail(*, job_id: str, user) -> dict:
+    """Spec, derived state, lineage, recorded artifacts and what `user` may do now: four queries."""
+    state = get_job_state(job_id)
+    job = state.job
+    artifacts, run_id, _ = _recorded_artifacts(job_id)
+    children = list(
+        JobSpec.objects.filter(root_job_id=job.root_job_id, parent_job_id=job_id)
+        .order_by("created_at", "job_id").values_list("job_id", flat=True)
+    )
+    return {
+        **job_summary(state),
+        "spec": job.spec,
+        "spec_sha256": job.spec_sha256,
+        "review_sha256": state.review_sha256,
+        "error": state.error,
+        "lease_owner": state.lease_owner,
+        "lease_expires_at": iso(state.lease_expires_at),
+        "lineage": {
+            "root_job_id": job.root_job_id,
+            "parent_job_id": job.parent_job_id,
+            "generation": job.generation,
+            "children": children,
+        },
+        "run_id": run_id,
+        "artifacts": artifacts,
+        **allowed_actions(job=job, state=state, user=user),
+    }
+
+
+def event_view(row: JobEvent) -> dict:
+    return {
+        "seq": row.seq,
+        "event_type": row.event_type,
+        "step": row.step,
+        "actor": row.actor,
+        "payload": row.payload,
+        "schema_version": row.schema_version,
+        "recorded_at": iso(row.recorded_at),
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    }
+
+
+def job_events(*, job_id: str, after_seq: int = 0, limit: int = 500) -> dict:
+    """Events with seq > after_seq, oldest first, `limit` at a time: two queries."""
+    state = get_job_state(job_id)
+    rows = list(JobEvent.objects.filter(job_id=job_id, seq__gt=after_seq).order_by("seq")[:limit])
+    return {
+        "job_id": job_id,
+        "status": state.status,
+        "last_seq": state.last_seq,
+        "events": [event_view(row) for row in rows],
+        "has_more": bool(rows) and rows[-1].seq < state.last_seq,
+    }
+
+
+def job_run(job_id: str) -> tuple[str | None, bool]:
+    """(run id, whether the job's run completed) of an existing job."""
+    _, run_id, ran = _recorded_artifacts(job_id)
+    return run_id, ran
+
+
+# -- research records --------------------------------------------------------------------------------------
+
+def registry_view(entry: RegistryEntry) -> dict:
+    return {
+        "id": entry.id,
+        "run_id": entry.run_id,
+        "job_id": entry.job_id,
+        "root_job_id": entry.root_job_id,
+        "family": entry.family,
+        "params_sha256": entry.params_sha256,
+        "snapshot_id": entry.snapshot_id,
+        "policy_bundle_id": entry.policy_bundle_id,
+        "verdict": entry.verdict,
+        "metrics": entry.metrics,
+        "created_at": iso(entry.created_at),
+    }
+
+
+def list_registry(
+    *, root_job_id: str | None = None, family: str | None = None, job_id: str | None = None,
+    run_id: str | None = None, cursor: str | None = None, limit: int = 50,
+) -> Page:
+    """Trials in the order they were recorded, `limit` at a time: one query per page."""
+    rows = RegistryEntry.objects.order_by("id")
+    for name, value in (("root_job_id", root_job_id), ("family", family), ("job_id", job_id), ("run_id", run_id)):
+        if value:
+            rows = rows.filter(**{name: value})
+    if cursor:
+        (after,) = decode_cursor(cursor, (int,))
+        rows = rows.filter(id__gt=after)
+    found = list(rows[: limit + 1])
+    page = found[:limit]
+    next_cursor = encode_cursor([page[-1].id]) if len(found) > limit else None
+    return Page(results=[registry_view(entry) for entry in page], next_cursor=next_cursor)
+
+
+def run_trials(run_id: str) -> list[dict]:
+    """The registry's record of every job that evaluated this run: one query."""
+    return [
+        {"job_id": e.job_id, "verdict": e.verdict, "created_at": iso(e.created_at)}
+        for e in RegistryEntry.objects.filter(run_id=run_id).order_by("id")
+    ]
+
+
+def list_snapshots() -> list[dict]:
+    return [
+        {
+            "snapshot_id": s.snapshot_id,
+            "sha256": s.sha256,
+            "symbols": s.symbols,
+            "start": s.start.isoformat(),
+            "end": s.end.isoformat(),
+            "bars": s.bars,
+            "rows": s.rows,
+            "bytes": s.bytes,
+            "source": s.source,
+            "created_at": iso(s.created_at),
+            "is_default": s.snapshot_id == settings.EAM_DEFAULT_SNAPSHOT_ID,
+        }
+        for s in DataSnapshot.objects.order_by("snapshot_id")
+    ]
+
+
+def list_policies() -> list[dict]:
+    default = settings.EAM_DEFAULT_POLICY_BUNDLE_ID
+    return [{**bundle, "is_default": bundle["policy_bundle_id"] == default} for bundle in list_policy_bundles()]
+
+
+# -- artifacts and dossiers (files in STORAGES["artifacts"]) -----------------------------------------------
+
+DOSSIER_ALIAS = "dossier"  # a job's artifact paths under this name are its run's dossier
+CONTENT_TYPES = {
+    ".json": "application/json",
+    ".jsonl": "application/x-ndjson",
+    ".csv": "text/csv; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+}
+HIDDEN_PARTS = ("curve.csv", "trades.csv")
+# Columns of the dossier's CSV files that hold text or counts; every other cell is a float.
+TEXT_COLUMNS = frozenset({"date", "symbol", "entry_date", "exit_date"})
+INT_COLUMNS = frozenset({"bars"})
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    path: str
+    storage_path: str
+    data: bytes
+
+    @property
+    def content_type(self) -> str:
+        name = self.path.rsplit("/", 1)[-1]
+        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+        return CONTENT_TYPES.get(suffix.lower(), "application/octet-stream")
+
+    def describe(self) -> dict:
+        return {"path": self.path, "storage_path": self.storage_path, "sha256": sha256_hex(self.data),
+                "bytes": len(self.data), "content_type": self.content_type}
+
+
+def _artifact_missing(path: str) -> NotFound:
+    return NotFound(f"no artifact {path}", code="artifact_not_found")
+
+
+def _confined(storage_path: str, folder: str) -> bool:
+    """Whether `storage_path` stays inside `folder` once symlinks are resolved (local storage)."""
+    storage = artifact_storage()
+    if not isinstance(storage, FileSystemStorage):
+        return storage_path.startswith(folder + "/")
+    root = Path(storage.location).resolve()
+    base = (root / folder).resolve()
+    target = (root / storage_path).resolve()
+    return base.is_relative_to(root) and target.is_relative_to(base) and target != base
+
+
+def _read_confined(storage_path: str, folder: str, shown_as: str) -> bytes:
+    if not _confined(storage_path, folder):
+        raise _artifact_missing(shown_as)
+    try:
+        return read_artifact(storage_path)
+    except ArtifactNotFound:
+        raise _artifact_missing(shown_as) from None
+
+
+def _folders(job_id: str) -> list[tuple[str, str]]:
+    """(alias prefix, storage folder) pairs a job's artifact paths map to: its own, then its dossier."""
+    folders = [("", f"jobs/{job_id}")]
+    run_id, ran = job_run(job_id)
+    if run_id and ran:
+        folders.append((f"{DOSSIER_ALIAS}/", f"dossiers/{run_id}"))
+    return folders
+
+
+def job_artifacts(*, job_id: str) -> dict:
+    """Every file under `jobs/<job_id>/`, and the dossier once the job's run completed, with sha256 and size."""
+    get_job_state(job_id)
+    listed = []
+    for alias, folder in _folders(job_id):
+        for storage_path in list_artifacts(folder):
+            path = alias + storage_path[len(folder) + 1:]
+            if any(part.startswith(".") for part in path.split("/")) or not _confined(storage_path, folder):
+                continue
+            listed.append(ArtifactFile(path, storage_path, read_artifact(storage_path)).describe())
+    return {"job_id": job_id, "artifacts": listed}
+
+
+def job_artifact(*, job_id: str, path: str) -> ArtifactFile:
+    """One artifact of the job by its path relative to `jobs/<job_id>/` (or `dossier/...`); never outside."""
+    get_job_state(job_id)
+    check_path(path)  # UnsafePath (400) for `..`, absolute paths, backslashes, NUL, odd characters
+    if any(part.startswith(".") for part in path.split("/")):
+        raise _artifact_missing(path)
+    for alias, folder in reversed(_folders(job_id)):
+        if alias and not path.startswith(alias):
+            continue
+        storage_path = f"{folder}/{path[len(alias):]}"
+        if alias:
+            _refuse_holdout_detail(folder.split("/", 1)[1], path[len(alias):])
+        return ArtifactFile(path, storage_path, _read_confined(storage_path, folder, path))
+    raise _artifact_missing(path)  # pragma: no cover - the job's own folder matches every path
+
+
+def _refuse_holdout_detail(run_id: str, inner: str) -> None:
+    parts = inner.split("/")
+    if len(parts) == 3 and parts[0] == "segments" and parts[2] in HIDDEN_PARTS:
+        roles = {s["segment_id"]: s["role"] for s in _dossier_json(run_id, "dossier.json")["segments"]}
+        if roles.get(parts[1]) == "holdout":
+            raise NotFound("the holdout shows metrics only: no curve, no trades", code="holdout_hidden")
+
+
+def _check_run_id(run_id) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise NotFound("no such run: a run id is 12 lowercase hex characters", code="invalid_run_id")
+    return run_id
+
+
+def _dossier_json(run_id: str, name: str):
+    folder = f"dossiers/{run_id}"
+    try:
+        return json.loads(_read_confined(f"{folder}/{name}", folder, name))
+    except NotFound:
+        raise NotFound(f"run {run_id} not found", code="run_not_found") from None
+
+
+def run_detail(*, run_id: str) -> dict:
+    """The run's index, stitched out-of-sample metrics and per-segment headline metrics (holdout included:
+    metrics only), with the jobs that evaluated it."""
+    _check_run_id(run_id)
+    index = _dossier_json(run_id, "dossier.json")
+    metrics = _dossier_json(run_id, "metrics.json")
+    summary = _dossier_json(run_id, "segments_summary.json")
+    segments = [{**row, "has_curve": row.get("role") == "test"} for row in summary.get("segments", [])]
+    return {
+        "run_id": run_id,
+        "kernel_version": index.get("kernel_version"),
+        "snapshot_id": index.get("snapshot_id"),
+        "snapshot_sha256": index.get("snapshot_sha256"),
+        "policy_bundle_id": index.get("policy_bundle_id"),
+        "policy_bundle_sha256": index.get("policy_bundle_sha256"),
+        "holdout_visibility": index.get("holdout_visibility", "metrics_only"),
+        "metrics": {k: v for k, v in metrics.items() if k != "run_id"},
+        "segments": segments,
+        "test_segments": summary.get("test_segments"),
+        "positive_share": summary.get("positive_share"),
+        "trials": run_trials(run_id),
+    }
+
+
+def _csv_table(data: bytes) -> dict:
+    lines = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    if not lines:
+        return {"columns": [], "rows": []}
+    columns, body = lines[0], lines[1:]
+    kinds = ["text" if name in TEXT_COLUMNS else "int" if name in INT_COLUMNS else "float" for name in columns]
+    return {"columns": columns, "rows": [[_cell(v, kind) for v, kind in zip(row, kinds)] for row in body]}
+
+
+def _cell(value: str, kind: str):
+    if value == "" or kind == "text":
+        return value or None
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if not math.isfinite(number):
+        return None
+    return int(number) if kind == "int" else number
+
+
+def run_segment(*, run_id: str, segment_id: str, part: str = "all") -> dict:
+    """One segment's metrics and, for test segments, its equity curve and trades. A holdout segment shows
+    its metrics only: asking for its curve or trades is NotFound `holdout_hidden`."""
+    _check_run_id(run_id)
+    roles = {s["segment_id"]: s["role"] for s in _dossier_json(run_id, "dossier.json")["segments"]}
+    if segment_id not in roles:
+        raise NotFound(f"run {run_id} has no segment {segment_id}", code="segment_not_found")
+    role = roles[segment_id]
+    if role == "holdout" and part in ("curve", "trades"):
+        raise NotFound("the holdout shows metrics only: no curve, no trades", code="holdout_hidden")
+    folder = f"dossiers/{run_id}"
+    base = f"{folder}/segments/{segment_id}"
+    view = {"run_id": run_id, "segment_id": segment_id, "role": role}
+    if part in ("all", "metrics"):
+        view["metrics"] = json.loads(_read_confined(f"{base}/metrics.json", folder, "metrics.json"))
+    if role == "test":
+        for name in ("curve", "trades"):
+            if part in ("all", name):
+                view[name] = _csv_table(_read_confined(f"{base}/{name}.csv", folder, f"{name}.csv"))
+    return view

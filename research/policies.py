@@ -1,0 +1,66 @@
+"""Policy bundles: read-only JSON files under settings.EAM_POLICY_ROOT, referred to by id and sha256.
+
+The sha256 of a bundle is that of its canonical JSON, so re-indenting the file does not change it.
+"""
+import json
+import re
+from pathlib import Path
+
+from django.conf import settings
+
+from contracts import canonical_json, sha256_hex, validate
+
+from .errors import PolicyError
+
+BUNDLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_bundle_id(policy_bundle_id) -> str:
+    if not isinstance(policy_bundle_id, str) or not BUNDLE_ID.match(policy_bundle_id):
+        raise PolicyError(f"invalid policy bundle id {policy_bundle_id!r} (allowed: {BUNDLE_ID.pattern})")
+    return policy_bundle_id
+
+
+def _root() -> Path:
+    return Path(settings.EAM_POLICY_ROOT)
+
+
+def load_policy_bundle(policy_bundle_id: str) -> tuple[dict, str]:
+    """The bundle document and the sha256 of its canonical JSON; PolicyError if unknown or invalid."""
+    check_bundle_id(policy_bundle_id)
+    path = _root() / f"{policy_bundle_id}.json"
+    if not path.is_file():
+        raise PolicyError(f"unknown policy bundle {policy_bundle_id!r}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"policy bundle {policy_bundle_id!r} is not valid JSON: {exc}") from exc
+    errors = validate("policy_bundle_v1", doc)
+    if errors:
+        raise PolicyError(
+            f"policy bundle {policy_bundle_id!r} does not validate against policy_bundle_v1", errors=errors
+        )
+    if doc["policy_bundle_id"] != policy_bundle_id:
+        raise PolicyError(
+            f"policy bundle file {path.name} names itself {doc['policy_bundle_id']!r}",
+            errors=[{"path": "/policy_bundle_id", "message": f"must be {policy_bundle_id!r}, the file's name"}],
+        )
+    return doc, sha256_hex(canonical_json(doc))
+
+
+def list_policy_bundles() -> list[dict]:
+    """Every `<id>.json` under the policy root, sorted by id, with its sha256 or the reason it is unusable."""
+    bundles = []
+    for path in sorted(_root().glob("*.json")):
+        bundle_id = path.stem
+        if not BUNDLE_ID.match(bundle_id):
+            continue
+        try:
+            doc, sha256 = load_policy_bundle(bundle_id)
+        except PolicyError as exc:
+            bundles.append({"policy_bundle_id": bundle_id, "valid": False, "error": exc.message, "errors": exc.errors})
+            continue
+        bundles.append(
+            {"policy_bundle_id": bundle_id, "valid": True, "sha256": sha256, "description": doc.get("description", "")}
+        )
+    return bundles

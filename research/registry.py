@@ -1,0 +1,89 @@
+"""The registry of trials: one insert-only row per (job, run) evaluated, counted for the deflated Sharpe ratio."""
+import statistics
+
+from django.db import IntegrityError, transaction
+
+from .compiler import params_sha256
+from .dossier import dossier_summary
+from .errors import DossierError
+from .models import RegistryEntry
+
+
+def record_trial(*, job_id: str, root_job_id: str, run_id: str, runspec: dict, verdict: str,
+                 metrics: dict) -> RegistryEntry:
+    """Record that job `job_id` evaluated run `run_id`. Idempotent: a second call returns the first row."""
+    existing = RegistryEntry.objects.filter(job_id=job_id, run_id=run_id).first()
+    if existing is not None:
+        return existing
+    entry = RegistryEntry(
+        run_id=run_id,
+        job_id=job_id,
+        root_job_id=root_job_id,
+        family=runspec["strategy"]["family"],
+        params_sha256=params_sha256(runspec),
+        snapshot_id=runspec["data"]["snapshot_id"],
+        policy_bundle_id=runspec["policy"]["policy_bundle_id"],
+        verdict=RegistryEntry.Verdict(verdict),
+        metrics=metrics,
+    )
+    try:
+        with transaction.atomic():
+            entry.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent call for the same (job, run) won the race: its row is the record.
+        return RegistryEntry.objects.get(job_id=job_id, run_id=run_id)
+    return entry
+
+
+def _trials(root_job_id: str | None, family: str | None):
+    entries = RegistryEntry.objects.all()
+    if root_job_id is not None:
+        entries = entries.filter(root_job_id=root_job_id)
+    if family is not None:
+        entries = entries.filter(family=family)
+    return entries
+
+
+def count_trials(root_job_id: str | None = None, family: str | None = None) -> int:
+    """Distinct runs tried (in the lineage of `root_job_id`, of `family`): two jobs sharing a run are one trial."""
+    return _trials(root_job_id, family).values("run_id").distinct().count()
+
+
+def trial_sharpe_variance(root_job_id: str | None = None, family: str | None = None) -> float | None:
+    """Sample variance of the distinct runs' out-of-sample Sharpe ratios; None with fewer than two."""
+    values = list(_sharpes_by_run(root_job_id, family).values())
+    return statistics.variance(values) if len(values) >= 2 else None
+
+
+def lineage_trials(*, root_job_id: str, including_run_id: str | None = None) -> tuple[int, float | None]:
+    """(N, variance of the trials' annualised OOS Sharpe ratios) of a lineage, for the deflated Sharpe ratio.
+
+    `including_run_id` is the run being judged: counted once whether or not it is registered yet, its
+    Sharpe ratio read from its dossier. The variance is None (the gates' documented default) below two.
+    """
+    sharpes = _sharpes_by_run(root_job_id, None)
+    n_trials = count_trials(root_job_id=root_job_id)
+    if including_run_id is not None and including_run_id not in _run_ids(root_job_id):
+        n_trials += 1
+        try:
+            sharpe = dossier_summary(including_run_id)["oos"]["sharpe"]
+        except DossierError:
+            sharpe = None
+        if sharpe is not None:
+            sharpes[including_run_id] = float(sharpe)
+    values = list(sharpes.values())
+    return max(n_trials, 1), statistics.variance(values) if len(values) >= 2 else None
+
+
+def _run_ids(root_job_id: str) -> set[str]:
+    return set(_trials(root_job_id, None).values_list("run_id", flat=True))
+
+
+def _sharpes_by_run(root_job_id: str | None, family: str | None) -> dict[str, float]:
+    """The first recorded OOS Sharpe ratio of each distinct run (runs whose Sharpe is undefined left out)."""
+    by_run = {}
+    for run_id, metrics in _trials(root_job_id, family).order_by("id").values_list("run_id", "metrics"):
+        sharpe = (metrics or {}).get("oos", {}).get("sharpe")
+        if sharpe is not None:
+            by_run.setdefault(run_id, float(sharpe))
+    return by_run

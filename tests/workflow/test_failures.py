@@ -1,0 +1,85 @@
+"""Failures: unexpected errors are retried up to the limit, expected ones go to ERROR at once; retry recovers."""
+import pytest
+
+from jobs import services
+from jobs.actors import Actor
+from jobs.models import JobEvent, JobState
+from workflow.orchestrator import WorkerConfig, run_pass
+
+from .conftest import blueprint, events_of, executions, ingest_tiny, submit
+
+OPERATOR = Actor("user", "olga-operator")
+
+
+def worker(max_attempts=3):
+    return WorkerConfig(worker_id="w-fail", lease_seconds=600, max_attempts=max_attempts, retry_backoff_seconds=0)
+
+
+@pytest.mark.django_db
+def test_unexpected_error_is_retried_up_to_the_limit_then_error(tiny_snapshot, settings, tmp_path, monkeypatch):
+    log = tmp_path / "executions.log"
+    monkeypatch.setenv("EAM_TEST_EXECUTION_LOG", str(log))
+    settings.EAM_STEP_EXECUTORS = {"compile": "tests.workflow.instrumented.crashing"}
+    job = submit()
+    run_pass(worker(max_attempts=3))
+    assert len(executions(log)) == 3
+    assert events_of(job.job_id) == [
+        "BLUEPRINT_SUBMITTED",
+        "STEP_STARTED", "STEP_FAILED", "STEP_STARTED", "STEP_FAILED", "STEP_STARTED", "STEP_FAILED", "ERROR",
+    ]
+    failed = JobEvent.objects.filter(job_id=job.job_id, event_type="STEP_FAILED").order_by("seq")
+    assert [e.payload["attempt"] for e in failed] == [1, 2, 3]
+    assert [e.payload["retryable"] for e in failed] == [True, True, False]
+    assert failed[0].payload["error_class"] == "Unexpected"
+    state = JobState.objects.get(job_id=job.job_id)
+    assert state.status == "error" and state.error["error_class"] == "Unexpected"
+    # and an ERROR job is not picked up again
+    assert run_pass(worker()).steps == []
+
+
+@pytest.mark.django_db
+def test_retry_waits_for_the_backoff(tiny_snapshot, settings):
+    settings.EAM_STEP_EXECUTORS = {"compile": "tests.workflow.instrumented.crashing"}
+    job = submit()
+    config = WorkerConfig(worker_id="w", lease_seconds=600, max_attempts=3, retry_backoff_seconds=3600)
+    summary = run_pass(config)
+    assert [s.outcome for s in summary.steps] == ["failed_will_retry"]
+    state = JobState.objects.get(job_id=job.job_id)
+    assert state.status == "queued" and state.available_at is not None
+    assert run_pass(config).steps == []
+
+
+@pytest.mark.django_db
+def test_invalid_blueprint_goes_to_error_with_the_compiler_message_without_retry(tiny_snapshot):
+    job = submit(blueprint(symbols=("AAA", "NOPE")))
+    run_pass(worker())
+    assert events_of(job.job_id) == ["BLUEPRINT_SUBMITTED", "STEP_STARTED", "ERROR"]
+    error = JobEvent.objects.get(job_id=job.job_id, event_type="ERROR")
+    assert error.payload["error_class"] == "CompileError"
+    assert "NOPE" in error.payload["message"]
+
+
+@pytest.mark.django_db
+def test_retry_after_the_missing_snapshot_is_ingested_completes_the_job(db):
+    job = submit(snapshot_id="late_snap")
+    run_pass(worker())
+    state = JobState.objects.get(job_id=job.job_id)
+    assert state.status == "error" and state.error["error_class"] == "SnapshotNotFound"
+    ingest_tiny("late_snap")
+    services.retry(job_id=job.job_id, actor=OPERATOR, reason="snapshot ingested")
+    run_pass(worker())
+    state.refresh_from_db()
+    assert (state.status, state.waiting_step) == ("waiting_approval", "runspec")
+    services.approve(job_id=job.job_id, step="runspec", actor=Actor("user", "rita"))
+    run_pass(worker())
+    state.refresh_from_db()
+    assert state.status == "done"
+    assert "RETRY_REQUESTED" in events_of(job.job_id)
+
+
+@pytest.mark.django_db
+def test_a_cancelled_job_is_not_run(tiny_snapshot):
+    job = submit()
+    services.cancel(job_id=job.job_id, actor=OPERATOR, reason="not needed")
+    assert run_pass(worker()).steps == []
+    assert JobState.objects.get(job_id=job.job_id).status == "cancelled"

@@ -1,0 +1,136 @@
+"""Claims under real concurrency: several run_jobs processes, overlapping passes, a worker killed mid-step."""
+import collections
+import os
+import signal
+import time
+
+import pytest
+
+from jobs.models import JobEvent, JobState
+
+from .conftest import (
+    REPO_ROOT, approve_waiting, blueprint, events_of, executions, ingest_tiny, run_jobs, start_run_jobs, submit,
+)
+
+STEPS = ("compile", "run", "gates", "registry")
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def recording_env(process_env, log_path, **extra):
+    env = dict(process_env)
+    env["EAM_STEP_EXECUTORS"] = ",".join(f"{s}=tests.workflow.instrumented.recording" for s in STEPS)
+    env["EAM_TEST_EXECUTION_LOG"] = str(log_path)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def many_blueprints(count):
+    """`count` jobs; pairs share a runspec (same strategy, other name), so shared dossiers are written concurrently."""
+    out = []
+    for i in range(count):
+        k = i // 2
+        params = {"fast": 2 + k % 20, "slow": 25 + k // 20}
+        out.append(blueprint("sma_crossover", params, name=f"job {i}"))
+    return out
+
+
+def finish_all(procs, timeout=300):
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        results.append((proc.returncode, out, err))
+    return results
+
+
+def assert_each_step_once(log_path, job_ids, steps):
+    counts = collections.Counter(executions(log_path))
+    expected = {(job_id, step) for job_id in job_ids for step in steps}
+    assert set(counts) == expected
+    assert [k for k, n in counts.items() if n != 1] == []
+    completions = collections.Counter(
+        JobEvent.objects.filter(job_id__in=job_ids, event_type__in=[
+            "RUNSPEC_COMPILED", "RUN_COMPLETED", "GATES_COMPLETED", "REGISTRY_UPDATED",
+        ]).values_list("job_id", "step")
+    )
+    assert set(completions) == expected and set(completions.values()) == {1}
+
+
+def test_four_workers_over_200_jobs_run_every_step_exactly_once(process_env, tmp_path):
+    ingest_tiny()
+    jobs = [submit(bp) for bp in many_blueprints(200)]
+    job_ids = [j.job_id for j in jobs]
+    log = tmp_path / "executions.log"
+    env = recording_env(process_env, log)
+
+    for round_steps in (("compile",), STEPS[1:]):
+        procs = [start_run_jobs(env, "--once", "--worker-id", f"w{n}") for n in range(4)]
+        for code, out, err in finish_all(procs):
+            assert code == 0, err
+            assert "Traceback" not in err
+        if round_steps == ("compile",):
+            assert JobState.objects.filter(job_id__in=job_ids, status="waiting_approval").count() == 200
+            approve_waiting(job_ids)
+    assert JobState.objects.filter(job_id__in=job_ids, status="done").count() == 200
+    assert_each_step_once(log, job_ids, STEPS)
+    workers = set(JobEvent.objects.filter(event_type="STEP_STARTED").values_list("actor__id", flat=True))
+    assert len(workers) > 1, "the work should have been shared"
+    assert run_jobs(process_env, "--once").returncode == 0
+    verify = run_jobs_verify(process_env)
+    assert verify.returncode == 0, verify.stdout
+
+
+def run_jobs_verify(env):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "manage.py", "verify_events"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_two_overlapping_once_passes_do_not_duplicate_steps(process_env, tmp_path):
+    ingest_tiny()
+    jobs = [submit(bp) for bp in many_blueprints(30)]
+    job_ids = [j.job_id for j in jobs]
+    log = tmp_path / "executions.log"
+    env = recording_env(process_env, log)
+    for phase in range(2):
+        results = finish_all([start_run_jobs(env, "--once") for _ in range(2)])
+        assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+        assert all("Traceback" not in err for _, _, err in results)
+        if phase == 0:
+            approve_waiting(job_ids)
+    assert JobState.objects.filter(job_id__in=job_ids, status="done").count() == 30
+    assert_each_step_once(log, job_ids, STEPS)
+
+
+def test_worker_killed_mid_step_is_recovered_after_its_lease(process_env, tmp_path):
+    ingest_tiny()
+    job = submit()
+    assert run_jobs(process_env, "--once").returncode == 0
+    approve_waiting([job.job_id])
+    log = tmp_path / "executions.log"
+    slow_env = dict(process_env, EAM_STEP_EXECUTORS="run=tests.workflow.instrumented.slow",
+                    EAM_TEST_EXECUTION_LOG=str(log), EAM_TEST_SLOW_SECONDS="60")
+    victim = start_run_jobs(slow_env, "--once", "--worker-id", "victim", "--lease-seconds", "2")
+    deadline = time.monotonic() + 60
+    while not executions(log) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert executions(log) == [(job.job_id, "run")], "the slow step never started"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    state = JobState.objects.get(job_id=job.job_id)
+    assert (state.status, state.lease_owner) == ("running", "victim")
+    # a pass before the lease expires finds nothing to do; after it, the job is taken over and finished
+    time.sleep(2.5)
+    rescue = run_jobs(process_env, "--once", "--worker-id", "rescuer")
+    assert rescue.returncode == 0, rescue.stderr
+    state.refresh_from_db()
+    assert state.status == "done"
+    starts = JobEvent.objects.filter(job_id=job.job_id, event_type="STEP_STARTED", step="run").order_by("seq")
+    assert [(e.payload["worker"], e.payload["attempt"], e.payload["recovered_from"]) for e in starts] == [
+        ("victim", 1, None), ("rescuer", 2, "victim"),
+    ]
+    assert [e for e in events_of(job.job_id) if e == "RUN_COMPLETED"] == ["RUN_COMPLETED"]
+    assert events_of(job.job_id)[-1] == "DONE"
+    verify = run_jobs_verify(process_env)
+    assert verify.returncode == 0, verify.stdout
