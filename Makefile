@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SECRET_KEY ?= eam-local-only-insecure-key
 
-.PHONY: setup test demo serve migrate clean-var
+.PHONY: setup test demo serve worker migrate clean-var
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,18 @@ setup: $(STAMP)
 # Runs the whole suite on SQLite, or on PostgreSQL when DATABASE_URL points there.
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole flow on the embedded SQLite database (var/eam.sqlite3): see README.
+demo: $(STAMP)
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py demo
+
+# Web server and a worker loop together; Ctrl-C stops both.
+serve: $(STAMP)
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py run_jobs --interval 5 & worker=$$!; \
+	trap "kill $$worker" EXIT INT TERM; \
+	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput

@@ -65,11 +65,29 @@ def validate(name: str, doc) -> list[dict]:
     errors = []
     for error in _validator(name).iter_errors(doc):
         path = list(error.absolute_path)
-        if error.validator == "required":
-            # Point at the missing member itself, not at its parent.
-            missing = error.message.split("'")[1] if "'" in error.message else ""
-            path = path + [missing] if missing else path
-        elif error.validator == "additionalProperties" and "'" in error.message:
-            path = path + [error.message.split("'")[1]]
+        if error.validator == "required" and isinstance(error.instance, dict):
+            # One error per missing member, pointing at the member itself.
+            for member in error.validator_value:
+                if member not in error.instance:
+                    errors.append({"path": _pointer(path + [member]), "message": f"{member!r} is a required property"})
+            continue
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            for member in sorted(set(error.instance) - known):
+                errors.append({"path": _pointer(path + [member]), "message": f"unknown member {member!r}"})
+            continue
         errors.append({"path": _pointer(path), "message": error.message})
+    errors += [{"path": _pointer(p), "message": "not a finite number"} for p in _non_finite(doc, [])]
     return sorted(errors, key=lambda e: (e["path"], e["message"]))
+
+
+def _non_finite(doc, path):
+    """Paths of NaN and infinite numbers, which JSON cannot carry and canonical_json refuses."""
+    if isinstance(doc, float) and (doc != doc or doc in (float("inf"), float("-inf"))):
+        yield path
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _non_finite(value, path + [key])
+    elif isinstance(doc, list):
+        for index, value in enumerate(doc):
+            yield from _non_finite(value, path + [index])

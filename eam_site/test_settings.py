@@ -3,7 +3,8 @@ import os
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "eam-test-only-key")
-os.environ.setdefault("EAM_ARTIFACT_ROOT", tempfile.mkdtemp(prefix="eam-test-artifacts-"))
+if "EAM_ARTIFACT_ROOT" not in os.environ:
+    os.environ["EAM_ARTIFACT_ROOT"] = tempfile.mkdtemp(prefix="eam-test-artifacts-")
 
 from .settings import *  # noqa: E402,F401,F403
 

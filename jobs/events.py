@@ -39,7 +39,7 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def now() -> datetime:
-    # Truncated to microseconds so that what the database returns hashes the same as what was written.
+    # Both databases keep microseconds, so what they return hashes the same as what was written.
     return datetime.now(timezone.utc)
 
 

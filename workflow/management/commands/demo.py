@@ -11,6 +11,7 @@ from jobs import services
 from jobs.actors import Actor
 from jobs.models import JobSpec
 from research.artifacts import read_json_artifact
+from research.dossier import dossier_root
 from workflow.executors._paths import gate_results_path
 from workflow.orchestrator import WorkerConfig, run_pass
 
@@ -66,8 +67,8 @@ class Command(BaseCommand):
             verdict, metrics = "-", {}
             if job.state.status == "done":
                 gates = read_json_artifact(gate_results_path(job.job_id))
-                verdict = gates.get("overall") or gates.get("verdict") or "-"
-                metrics = gates.get("headline") or _headline(job)
+                verdict = gates["verdict"]
+                metrics = read_json_artifact(f"{dossier_root(gates['run_id'])}/metrics.json")["oos"]
             name = (job.spec["blueprint"].get("name") or "")[:28]
             self.stdout.write(
                 f"{job.job_id:<12}  {name:<28} {job.state.status:<16} {verdict:<7} "
@@ -75,15 +76,7 @@ class Command(BaseCommand):
                 f"{_pct(metrics.get('max_drawdown')):>7} {metrics.get('trades', '-'):>6}"
             )
         self.stdout.write(f"\nartifacts: {settings.EAM_ARTIFACT_ROOT}/jobs/<job>/ and {settings.EAM_ARTIFACT_ROOT}/dossiers/<run>/")
-        self.stdout.write("see them in the browser: make serve, then /ui/jobs (log in as demo-reviewer)")
-
-
-def _headline(job) -> dict:
-    event = job.events.filter(event_type="RUN_COMPLETED").order_by("-seq").first()
-    if event is None:
-        return {}
-    run_id = event.payload["summary"].get("run_id")
-    return read_json_artifact(f"dossiers/{run_id}/metrics.json") if run_id else {}
+        self.stdout.write("browse them: make serve, then http://127.0.0.1:8000/api/docs or /jobs (log in as demo-reviewer)")
 
 
 def _num(value) -> str:
