@@ -10,7 +10,7 @@ from contracts import canonical_json, content_id, sha256_hex, validate
 from .actors import Actor
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .ids import check_job_id, check_name_id
-from .events import NewEvent, append_event, create_job, now
+from .events import NewEvent, append_event, create_job, now, state_from_row
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import SUBMIT_EVENTS, EventType, Kind, Status
 from .policy import four_eyes_required, policy_bundle_exists
@@ -137,7 +137,7 @@ def approve(
             EventType.APPROVED, actor, step=step,
             payload={"comment": comment or "", "artifact_sha256": state.review_sha256},
         )
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event)
+        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))
 
 
 def reject(*, job_id: str, step: str, actor: Actor, reason: str) -> JobEvent:
@@ -150,7 +150,7 @@ def reject(*, job_id: str, step: str, actor: Actor, reason: str) -> JobEvent:
         state = job.state
         _decision_checks(job, state, step, actor)
         event = NewEvent(EventType.REJECTED, actor, step=step, payload={"reason": reason.strip()})
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event)
+        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))
 
 
 def cancel(*, job_id: str, actor: Actor, reason: str = "") -> JobEvent:
@@ -161,7 +161,7 @@ def cancel(*, job_id: str, actor: Actor, reason: str = "") -> JobEvent:
         if state.status in (Status.DONE, Status.REJECTED, Status.CANCELLED, Status.STOPPED_BUDGET):
             raise Conflict(f"job {job_id} has already ended ({state.status})", code="job_ended")
         event = NewEvent(EventType.CANCELLED, actor, payload={"reason": reason or "", "operator": actor.id})
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event)
+        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))
 
 
 def retry(*, job_id: str, actor: Actor, reason: str = "") -> JobEvent:
@@ -172,4 +172,4 @@ def retry(*, job_id: str, actor: Actor, reason: str = "") -> JobEvent:
         if state.status != Status.ERROR:
             raise Conflict(f"only a job in error can be retried; job {job_id} is {state.status}", code="not_in_error")
         event = NewEvent(EventType.RETRY_REQUESTED, actor, payload={"reason": reason or "", "operator": actor.id})
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event)
+        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))

@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from jobs.actors import Actor
 from jobs.events import NewEvent, append_events, format_time, now, state_from_row
-from jobs.models import JobState
+from jobs.models import JobSpec, JobState
 from jobs.pipelines import EventType, Status
 from jobs.state import DerivedState
 
@@ -24,6 +24,7 @@ class Claim:
     state: DerivedState
     lease_expires_at: datetime
     recovered_from: str | None
+    job: JobSpec
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids
     moment = now()
     expires = moment + timedelta(seconds=lease_seconds)
     with transaction.atomic():
-        row = runnable(moment, job_ids).select_for_update(skip_locked=True).first()
+        row = runnable(moment, job_ids).select_related("job").select_for_update(skip_locked=True, of=("self",)).first()
         if row is None:
             return None
         state = state_from_row(row)
@@ -84,7 +85,7 @@ def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids
             job_id=row.job_id, expected_seq=state.last_seq + 1, events=[start], state=state,
             state_changes=lease(worker_id, expires),
         )
-    return Claim(row.job_id, new_state, expires, recovered_from)
+    return Claim(row.job_id, new_state, expires, recovered_from, row.job)
 
 
 def renew(*, job_id: str, worker_id: str, started_seq: int, lease_seconds: int) -> bool:

@@ -17,7 +17,6 @@ from django.db import connection
 from jobs.actors import Actor
 from jobs.errors import Conflict, DomainError
 from jobs.events import NewEvent, append_events, format_time, now
-from jobs.models import JobSpec
 from jobs.pipelines import Checkpoint, EventType, Status, Step
 from jobs.state import DerivedState
 from research.errors import ResearchError
@@ -134,7 +133,7 @@ def _failure_events(state: DerivedState, exc: Exception, config: WorkerConfig):
 def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, report) -> int:
     """Run the claimed job's steps until it waits, ends, fails, loses its lease or `budget` steps ran."""
     state, executed = claim.state, 0
-    job = JobSpec.objects.get(job_id=claim.job_id)
+    job = claim.job
     while state.status == Status.RUNNING:
         step, started = state.next_step, time.monotonic()
         context = StepContext(job=job, step=step, attempt=state.attempt, worker_id=config.worker_id)
