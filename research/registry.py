@@ -61,9 +61,11 @@ def lineage_trials(*, root_job_id: str, including_run_id: str | None = None) -> 
     `including_run_id` is the run being judged: counted once whether or not it is registered yet, its
     Sharpe ratio read from its dossier. The variance is None (the gates' documented default) below two.
     """
-    sharpes = _sharpes_by_run(root_job_id, None)
-    n_trials = count_trials(root_job_id=root_job_id)
-    if including_run_id is not None and including_run_id not in _run_ids(root_job_id):
+    rows = list(_trials(root_job_id, None).order_by("id").values_list("run_id", "metrics"))
+    sharpes = _first_sharpes(rows)
+    run_ids = {run_id for run_id, _ in rows}
+    n_trials = len(run_ids)
+    if including_run_id is not None and including_run_id not in run_ids:
         n_trials += 1
         try:
             sharpe = dossier_summary(including_run_id)["oos"]["sharpe"]
@@ -75,14 +77,14 @@ def lineage_trials(*, root_job_id: str, including_run_id: str | None = None) -> 
     return max(n_trials, 1), statistics.variance(values) if len(values) >= 2 else None
 
 
-def _run_ids(root_job_id: str) -> set[str]:
-    return set(_trials(root_job_id, None).values_list("run_id", flat=True))
-
-
 def _sharpes_by_run(root_job_id: str | None, family: str | None) -> dict[str, float]:
+    return _first_sharpes(_trials(root_job_id, family).order_by("id").values_list("run_id", "metrics"))
+
+
+def _first_sharpes(rows) -> dict[str, float]:
     """The first recorded OOS Sharpe ratio of each distinct run (runs whose Sharpe is undefined left out)."""
     by_run = {}
-    for run_id, metrics in _trials(root_job_id, family).order_by("id").values_list("run_id", "metrics"):
+    for run_id, metrics in rows:
         sharpe = (metrics or {}).get("oos", {}).get("sharpe")
         if sharpe is not None:
             by_run.setdefault(run_id, float(sharpe))

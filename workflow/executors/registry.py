@@ -2,7 +2,7 @@
 from contracts import content_id
 from research.artifacts import read_json_artifact
 from research.dossier import dossier_root
-from research.registry import count_trials, record_trial
+from research.registry import record_trial
 
 from . import StepContext, StepOutcome
 from ._paths import gate_results_path, runspec_path
@@ -23,6 +23,5 @@ def execute(context: StepContext) -> StepOutcome:
             "registry_entry_id": entry.pk,
             "run_id": run_id,
             "verdict": entry.verdict,
-            "trials_in_lineage": count_trials(root_job_id=job.root_job_id),
         }
     )
