@@ -62,8 +62,35 @@ def validate(name: str, doc) -> list[dict]:
 
     Errors are sorted by path so that the same document always reports the same list.
     """
+    return _errors(_validator(name), doc)
+
+
+@lru_cache(maxsize=None)
+def _event_validator(name: str, event_type: str) -> Draft202012Validator:
+    """The event contract narrowed to one event type: only the rule whose `if` names that type remains."""
+    schema = dict(load_schema(name))
+    rules = [rule["then"] for rule in schema.pop("allOf", []) if event_type in _rule_types(rule)]
+    if rules:
+        schema["allOf"] = rules
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def _rule_types(rule: dict) -> set:
+    condition = rule["if"]["properties"]["event_type"]
+    return {condition["const"]} if "const" in condition else set(condition["enum"])
+
+
+def validate_event(name: str, doc) -> list[dict]:
+    """Same errors as `validate(name, doc)` for a job event, checking only the rules of its own type."""
+    event_type = doc.get("event_type") if isinstance(doc, dict) else None
+    if not isinstance(event_type, str) or event_type not in load_schema(name)["properties"]["event_type"]["enum"]:
+        return validate(name, doc)
+    return _errors(_event_validator(name, event_type), doc)
+
+
+def _errors(validator: Draft202012Validator, doc) -> list[dict]:
     errors = []
-    for error in _validator(name).iter_errors(doc):
+    for error in validator.iter_errors(doc):
         path = list(error.absolute_path)
         if error.validator == "required" and isinstance(error.instance, dict):
             # One error per missing member, pointing at the member itself.

@@ -2,7 +2,7 @@
 between the events and the JobState projection."""
 from dataclasses import dataclass
 
-from contracts import validate
+from contracts import validate_event
 
 from .events import chain_hash, document_of, projection_fields
 from .models import JobEvent, JobSpec, JobState
@@ -48,7 +48,7 @@ def verify_chain(job_id: str, rows: list[JobEvent], state_row: JobState | None) 
         document = document_of(row)
         if chain_hash(row.prev_hash, document) != row.hash:
             findings.append(Finding(job_id, row.seq, "hash does not match the row's content (row modified)"))
-        errors = validate(row.schema_version, document) if row.schema_version.startswith("job_event_v") else []
+        errors = validate_event(row.schema_version, document) if row.schema_version.startswith("job_event_v") else []
         if errors:
             findings.append(Finding(job_id, row.seq, f"breaks {row.schema_version}: {errors[0]['path']} {errors[0]['message']}"))
         prev_hash = row.hash

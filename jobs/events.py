@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from django.db import IntegrityError, transaction
 
-from contracts import canonical_json, sha256_hex, validate
+from contracts import canonical_json, sha256_hex, validate_event
 
 from .actors import Actor
 from .errors import Conflict, InvalidInput, NotFound
@@ -100,7 +100,7 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
             job_id=job_id, seq=seq, event_type=str(new.event_type), step=new.step, actor=new.actor.as_dict(),
             payload=payload, recorded_at=stamp, prev_hash=state.last_hash, schema_version=EVENT_SCHEMA,
         )
-        errors = validate(EVENT_SCHEMA, doc)
+        errors = validate_event(EVENT_SCHEMA, doc)
         if errors:
             raise InvalidInput(f"{new.event_type} breaks the event contract", code="invalid_event", errors=errors)
         digest = chain_hash(state.last_hash, doc)

@@ -2,7 +2,9 @@
 
 The sha256 of a bundle is that of its canonical JSON, so re-indenting the file does not change it.
 """
+import copy
 import json
+from functools import lru_cache
 import re
 from pathlib import Path
 
@@ -29,20 +31,29 @@ def load_policy_bundle(policy_bundle_id: str) -> tuple[dict, str]:
     """The bundle document and the sha256 of its canonical JSON; PolicyError if unknown or invalid."""
     check_bundle_id(policy_bundle_id)
     path = _root() / f"{policy_bundle_id}.json"
-    if not path.is_file():
-        raise PolicyError(f"unknown policy bundle {policy_bundle_id!r}")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is None or not path.is_file():
+        raise PolicyError(f"unknown policy bundle {policy_bundle_id!r}")
+    doc, sha256 = _read_bundle(str(path), policy_bundle_id, stat.st_mtime_ns, stat.st_size)
+    return copy.deepcopy(doc), sha256
+
+
+@lru_cache(maxsize=64)
+def _read_bundle(path: str, policy_bundle_id: str, mtime_ns: int, size: int) -> tuple[dict, str]:
+    # Keyed by the file's mtime and size: an edited bundle is read again (and gets a new sha256).
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PolicyError(f"policy bundle {policy_bundle_id!r} is not valid JSON: {exc}") from exc
     errors = validate("policy_bundle_v1", doc)
     if errors:
-        raise PolicyError(
-            f"policy bundle {policy_bundle_id!r} does not validate against policy_bundle_v1", errors=errors
-        )
+        raise PolicyError(f"policy bundle {policy_bundle_id!r} does not validate against policy_bundle_v1", errors=errors)
     if doc["policy_bundle_id"] != policy_bundle_id:
         raise PolicyError(
-            f"policy bundle file {path.name} names itself {doc['policy_bundle_id']!r}",
+            f"policy bundle file {Path(path).name} names itself {doc['policy_bundle_id']!r}",
             errors=[{"path": "/policy_bundle_id", "message": f"must be {policy_bundle_id!r}, the file's name"}],
         )
     return doc, sha256_hex(canonical_json(doc))
