@@ -57,8 +57,11 @@ class StatementCounter:
                 continue
             self._patched[name] = original
 
-            def wrapped(*a, _original=original, **k):
-                self.count += 1
+            # PostgreSQL opens each transaction with an implicit BEGIN that the driver sends itself.
+            step = 2 if conn.vendor == "postgresql" and name in ("_commit", "_rollback") else 1
+
+            def wrapped(*a, _original=original, _step=step, **k):
+                self.count += _step
                 return _original(*a, **k)
 
             setattr(conn, name, wrapped)
@@ -143,7 +146,7 @@ def fresh_database(kind, tag):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{path}", str(artifacts)
     base = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-    name = f"eam_bench_orch_{tag}"
+    name = "eam_bench_orch_" + tag.replace("-", "_")
     subprocess.run(["psql", f"{base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
     subprocess.run(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
     return f"{base}/{name}", str(artifacts)
