@@ -43,9 +43,18 @@ def _validate_spec(spec) -> Kind:
     return Kind(spec["kind"])
 
 
-def submit_job_spec(*, spec: dict, actor: Actor) -> tuple[JobSpec, bool]:
-    """Submit a full job spec; the same content returns the existing job (created False) and writes nothing."""
+def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) -> tuple[JobSpec, bool]:
+    """Submit a full job spec; the same content returns the existing job (created False) and writes nothing.
+
+    `extensions.lineage` places a job under another job's root (budgets, trial counts for the deflated
+    Sharpe ratio): only spawning sets it (`lineage_allowed`), never a client.
+    """
     kind = _validate_spec(spec)
+    if (spec.get("extensions") or {}).get("lineage") is not None and not lineage_allowed:
+        raise InvalidInput(
+            "extensions.lineage is set by spawning a child job, not by a client", code="lineage_reserved",
+            errors=[{"path": "/extensions/lineage", "message": "reserved"}],
+        )
     job_id = content_id(spec)
     existing = JobSpec.objects.filter(job_id=job_id).first()
     if existing is not None:
@@ -98,18 +107,18 @@ def _job_spec(kind: Kind, member: str, document, snapshot_id, policy_bundle_id, 
 
 def submit_blueprint(
     *, blueprint: dict, actor: Actor, snapshot_id: str | None = None, policy_bundle_id: str | None = None,
-    extensions: dict | None = None,
+    extensions: dict | None = None, lineage_allowed: bool = False,
 ) -> tuple[JobSpec, bool]:
     spec = _job_spec(Kind.BLUEPRINT, "blueprint", blueprint, snapshot_id, policy_bundle_id, extensions)
-    return submit_job_spec(spec=spec, actor=actor)
+    return submit_job_spec(spec=spec, actor=actor, lineage_allowed=lineage_allowed)
 
 
 def submit_idea(
     *, idea: dict, actor: Actor, snapshot_id: str | None = None, policy_bundle_id: str | None = None,
-    extensions: dict | None = None,
+    extensions: dict | None = None, lineage_allowed: bool = False,
 ) -> tuple[JobSpec, bool]:
     spec = _job_spec(Kind.IDEA, "idea", idea, snapshot_id, policy_bundle_id, extensions)
-    return submit_job_spec(spec=spec, actor=actor)
+    return submit_job_spec(spec=spec, actor=actor, lineage_allowed=lineage_allowed)
 
 
 def _decision_checks(job: JobSpec, state: JobState, step: str, actor: Actor) -> None:

@@ -224,7 +224,7 @@ def job_spec(**extra) -> dict:
 
 
 def test_submit_job_spec_with_lineage_sets_root_parent_and_generation():
-    job, created = services.submit_job_spec(spec=job_spec(extensions={"lineage": LINEAGE}), actor=ALICE)
+    job, created = services.submit_job_spec(spec=job_spec(extensions={"lineage": LINEAGE}), actor=ALICE, lineage_allowed=True)
 
     assert created
     stored = JobSpec.objects.get(job_id=job.job_id)
@@ -233,7 +233,7 @@ def test_submit_job_spec_with_lineage_sets_root_parent_and_generation():
 
 
 def test_submit_blueprint_passes_lineage_extensions_through():
-    job, _ = submit(extensions={"lineage": LINEAGE})
+    job, _ = submit(extensions={"lineage": LINEAGE}, lineage_allowed=True)
     assert (job.root_job_id, job.parent_job_id, job.generation) == ("0123456789ab", "ba9876543210", 2)
 
 
@@ -247,7 +247,7 @@ def test_submit_blueprint_passes_lineage_extensions_through():
 )
 def test_submit_job_spec_with_invalid_lineage_is_refused(lineage, pointer):
     with refused(InvalidInput, "invalid_job_spec") as caught:
-        services.submit_job_spec(spec=job_spec(extensions={"lineage": lineage}), actor=ALICE)
+        services.submit_job_spec(spec=job_spec(extensions={"lineage": lineage}), actor=ALICE, lineage_allowed=True)
     assert [e["path"] for e in caught.value.errors] == [pointer]
 
 
@@ -466,3 +466,11 @@ def test_retry_twice_is_a_conflict():
     services.retry(job_id=job.job_id, actor=OPS)
     with refused(Conflict, "not_in_error"):
         services.retry(job_id=job.job_id, actor=OPS)
+
+
+def test_a_client_cannot_place_a_job_in_another_lineage():
+    before = JobEvent.objects.count()
+    with refused(InvalidInput, "lineage_reserved") as caught:
+        services.submit_job_spec(spec=job_spec(extensions={"lineage": LINEAGE}), actor=ALICE)
+    assert [e["path"] for e in caught.value.errors] == ["/extensions/lineage"]
+    assert JobEvent.objects.count() == before
