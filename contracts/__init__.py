@@ -4,12 +4,15 @@ This package imports nothing of the project's; everything else builds on it.
 """
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from jsonschema import Draft202012Validator, FormatChecker
 
 SCHEMA_DIR = Path(__file__).resolve().parent
+# Snapshot, policy bundle and agent ids (DESIGN §4.1): checked before any lookup or path is built from one.
+NAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def canonical_json(doc) -> bytes:

@@ -1,11 +1,13 @@
 """Allowlists for every id that reaches a URL or a path, checked before any lookup (DESIGN §4.1)."""
 import re
 
+from contracts import NAME_ID
+
 from .errors import InvalidInput, NotFound
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 RUN_ID_RE = JOB_ID_RE
-NAME_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_ID_RE = NAME_ID
 
 
 def check_job_id(job_id) -> str:

@@ -55,7 +55,7 @@ def check_path(path: str) -> str:
     for part in parts:
         if part in ("", ".", ".."):
             raise UnsafePath(f"artifact path {path!r} has an empty, '.' or '..' component")
-        if not _SEGMENT.match(part):
+        if not _SEGMENT.fullmatch(part):
             raise UnsafePath(f"artifact path {path!r} has a component with characters outside [A-Za-z0-9_.@=+-]")
     return path
 

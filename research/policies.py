@@ -5,20 +5,19 @@ The sha256 of a bundle is that of its canonical JSON, so re-indenting the file d
 import copy
 import json
 from functools import lru_cache
-import re
 from pathlib import Path
 
 from django.conf import settings
 
-from contracts import canonical_json, sha256_hex, validate
+from contracts import NAME_ID, canonical_json, sha256_hex, validate
 
 from .errors import PolicyError
 
-BUNDLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+BUNDLE_ID = NAME_ID
 
 
 def check_bundle_id(policy_bundle_id) -> str:
-    if not isinstance(policy_bundle_id, str) or not BUNDLE_ID.match(policy_bundle_id):
+    if not isinstance(policy_bundle_id, str) or not BUNDLE_ID.fullmatch(policy_bundle_id):
         raise PolicyError(f"invalid policy bundle id {policy_bundle_id!r} (allowed: {BUNDLE_ID.pattern})")
     return policy_bundle_id
 
@@ -64,7 +63,7 @@ def list_policy_bundles() -> list[dict]:
     bundles = []
     for path in sorted(_root().glob("*.json")):
         bundle_id = path.stem
-        if not BUNDLE_ID.match(bundle_id):
+        if not BUNDLE_ID.fullmatch(bundle_id):
             continue
         try:
             doc, sha256 = load_policy_bundle(bundle_id)

@@ -122,7 +122,7 @@ def parse_ohlcv_csv(data: bytes) -> PanelData:
     symbols = np.array(columns["symbol"], dtype=str)
     names, codes = np.unique(symbols, return_inverse=True)
     for code, name in enumerate(names):
-        if not SYMBOL.match(str(name)):
+        if not SYMBOL.fullmatch(str(name)):
             i = _first(codes == code)
             raise SnapshotError(f"invalid symbol {str(name)!r} (allowed: {SYMBOL.pattern})", line=_line(i))
     fields = {name: _numbers(name, columns[name]) for name in PRICE_COLUMNS + ("volume",)}

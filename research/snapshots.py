@@ -4,14 +4,13 @@ A snapshot is the pair (DataSnapshot row, `snapshots/<id>/ohlcv.csv`). The file 
 of the panel (see snapshot_csv), so the same data always has the same sha256 whatever the input's
 formatting. Nothing is written until the whole input has been checked.
 """
-import re
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 from django.db import IntegrityError, transaction
 
-from contracts import sha256_hex
+from contracts import NAME_ID, sha256_hex
 
 from .artifacts import read_artifact, write_artifact
 from .demo_data import demo_csv
@@ -19,7 +18,7 @@ from .errors import ArtifactConflict, ArtifactNotFound, SnapshotError, SnapshotN
 from .models import DataSnapshot, data_path
 from .snapshot_csv import PanelData, canonical_csv, parse_ohlcv_csv
 
-SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SNAPSHOT_ID = NAME_ID
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class IngestResult:
 
 
 def check_snapshot_id(snapshot_id) -> str:
-    if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.match(snapshot_id):
+    if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.fullmatch(snapshot_id):
         raise SnapshotError(f"invalid snapshot id {snapshot_id!r} (allowed: {SNAPSHOT_ID.pattern})")
     return snapshot_id
 

@@ -7,12 +7,13 @@ from rest_framework.test import APIClient
 
 from jobs import services
 from jobs.actors import Actor
-from jobs.events import NewEvent, append_events
-from jobs.models import JobEvent, JobSpec, JobState
+from jobs.events import NewEvent
+from jobs.models import JobEvent, JobSpec
 from jobs.pipelines import EventType as E
 from jobs.roles import ensure_roles
 
-WORKER = Actor.worker("api-test-worker")
+from ..jobs.factories import WORKER, append, started  # noqa: F401  (shared job builders)
+
 SNAPSHOT = "api_snap"
 TINY_SNAPSHOT = "api_tiny"
 
@@ -54,17 +55,6 @@ def counts() -> tuple[int, int]:
 def submitted(by, name: str = "job") -> JobSpec:
     job, _ = services.submit_blueprint(blueprint=a_blueprint(name=name), snapshot_id=SNAPSHOT, actor=Actor.user(by))
     return job
-
-
-def append(job_id: str, *events: NewEvent) -> list[JobEvent]:
-    last = JobState.objects.values_list("last_seq", flat=True).get(job_id=job_id)
-    rows, _ = append_events(job_id=job_id, expected_seq=last + 1, events=list(events))
-    return rows
-
-
-def started(step: str, attempt: int = 1) -> NewEvent:
-    return NewEvent(E.STEP_STARTED, WORKER, step=step,
-                    payload={"attempt": attempt, "worker": WORKER.id, "lease_expires_at": "2030-01-01T00:00:00.000000Z"})
 
 
 def failed(step: str, attempt: int) -> NewEvent:
