@@ -28,8 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, snapshot_id, **options):
         call_command("demo_ingest", snapshot_id=snapshot_id, stdout=self.stdout)
-        if "setup_roles" in _commands():
-            call_command("setup_roles", stdout=self.stdout)
+        call_command("setup_roles", stdout=self.stdout)
         submitter, reviewer = _demo_user("demo-submitter", "submitters"), _demo_user("demo-reviewer", "reviewers")
         self.stdout.write(
             f"demo users (for this demo only; password {DEMO_PASSWORD!r}): "
@@ -85,12 +84,6 @@ def _num(value) -> str:
 
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _commands():
-    from django.core.management import get_commands
-
-    return get_commands()
 
 
 def _demo_user(username: str, group: str):
