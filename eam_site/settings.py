@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "research",
     "jobs",
     "workflow",
+    "ui",
 ]
 
 MIDDLEWARE = [

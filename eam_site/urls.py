@@ -1,10 +1,10 @@
-"""Root URL configuration: the admin, the JSON API (jobs.api) and, later, the /ui pages."""
+"""Root URL configuration: the admin, the /ui reviewer pages and the JSON API (jobs.api)."""
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # /ui pages: path("ui/", include("ui.urls")) goes here.
+    path("ui/", include("ui.urls")),
     path("", include("jobs.api.urls")),
 ]
 

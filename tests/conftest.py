@@ -84,3 +84,51 @@ def make_user(django_user_model):
         return user
 
     return make
+
+
+# --- browser tests: headless Chromium (Debian's package) driven by Playwright -----------------------------
+CHROMIUM = os.environ.get("EAM_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the session. Missing browser: skip, unless EAM_REQUIRE_BROWSER=1 (CI)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        message = f"{CHROMIUM} is not installed (Debian package chromium)"
+        if os.environ.get("EAM_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on the test thread; the test's own ORM calls are still
+    # synchronous, so Django's async-safety check would refuse them without this.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    """A fresh browser context (no cookies) on the live test server; `page.goto("/ui/jobs")` works."""
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    browser_page = context.new_page()
+    yield browser_page
+    context.close()
+
+
+@pytest.fixture
+def screenshot(page, request):
+    """`screenshot("approved")` saves the whole page under test-output/screenshots/<test>-approved.png."""
+
+    def save(name: str) -> Path:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        test_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)
+        path = SCREENSHOT_DIR / f"{test_name}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save

@@ -1,0 +1,4 @@
+"""The /ui reviewer pages."""
+app_name = "ui"
+
+urlpatterns = []
