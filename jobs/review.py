@@ -1,0 +1,175 @@
+"""What reviewers see and do, shared by the admin and the /ui pages: a job's verdict, its timeline, links to
+its artifacts, and a bulk approval that reports per job what happened.
+
+Reads run a fixed number of queries whatever the number of jobs or events; the only write, `approve_pending`,
+goes through `services.approve` for each job.
+"""
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.fields.json import KT
+from django.urls import reverse
+
+from . import services
+from .actors import Actor
+from .errors import DomainError
+from .models import JobEvent, JobSpec
+from .pipelines import EventType
+
+# The gates step records the GateRunner's overall PASS/FAIL in its event's summary (research.gates).
+VERDICT_EVENT = EventType.GATES_COMPLETED
+VERDICT_FIELD = "payload__summary__verdict"
+
+
+def with_verdict(jobs: QuerySet, *, name: str = "verdict") -> QuerySet:
+    """`jobs` (JobSpec rows) annotated with the verdict of their latest gates event, None before gates ran.
+
+    A correlated subquery, so a list of any length stays one query and can be filtered and sorted on it.
+    """
+    latest = (
+        JobEvent.objects.filter(job_id=OuterRef("pk"), event_type=VERDICT_EVENT)
+        .order_by("-seq").annotate(found=KT(VERDICT_FIELD)).values("found")[:1]
+    )
+    return jobs.annotate(**{name: Subquery(latest)})
+
+
+# -- timeline --------------------------------------------------------------------------------------------------
+
+# The payload fields a person reads first, per event type; the whole payload stays one click away.
+NOTE_FIELDS: dict[str, tuple[str, ...]] = {
+    EventType.APPROVED: ("comment",),
+    EventType.REJECTED: ("reason",),
+    EventType.CANCELLED: ("reason",),
+    EventType.RETRY_REQUESTED: ("reason",),
+    EventType.ERROR: ("error_class", "message"),
+    EventType.STEP_FAILED: ("error_class", "message", "retry_at"),
+    EventType.STEP_STARTED: ("attempt", "worker", "recovered_from"),
+    EventType.WAITING_APPROVAL: ("artifact_sha256",),
+    EventType.STOPPED_BUDGET: ("reason",),
+    EventType.JOB_SPAWNED: ("child_job_ids",),
+    EventType.RERUN_REQUESTED: ("agent_id", "reason"),
+    EventType.RERUN_COMPLETED: ("agent_id", "rerun_id"),
+}
+
+
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    seq: int
+    event_type: str
+    step: str | None
+    actor: str
+    recorded_at: datetime
+    note: str
+    payload_json: str
+
+
+def actor_label(actor: dict | None) -> str:
+    actor = actor or {}
+    return f"{actor.get('kind')}:{actor.get('id')}"
+
+
+def event_note(event_type: str, payload: dict) -> str:
+    """One line on what the event says: its key payload fields, or a result event's summary."""
+    fields = NOTE_FIELDS.get(event_type)
+    if fields is None:
+        shown = payload.get("summary") or {}
+        fields = tuple(shown)
+    else:
+        shown = payload
+    parts = []
+    for name in fields:
+        value = shown.get(name)
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, (list, dict)):
+            value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        elif isinstance(value, str) and SHA256_RE.fullmatch(value):
+            value = value[:12] + "…"  # the whole hash is in the payload
+        parts.append(f"{name}: {value}")
+    return "; ".join(parts)
+
+
+def timeline(job_id: str) -> list[TimelineEntry]:
+    """Every event of the job, oldest first, ready to show: one query."""
+    return [
+        TimelineEntry(
+            seq=row.seq, event_type=row.event_type, step=row.step,
+            actor=actor_label(row.actor), recorded_at=row.recorded_at,
+            note=event_note(row.event_type, row.payload or {}),
+            payload_json=json.dumps(row.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        )
+        for row in JobEvent.objects.filter(job_id=job_id).order_by("seq")
+    ]
+
+
+# -- artifacts -------------------------------------------------------------------------------------------------
+
+def api_artifact_path(*, job_id: str, run_id: str | None, storage_path: str) -> str | None:
+    """Where the API serves an artifact an event recorded, relative to the job (`/jobs/{job_id}/artifacts/<it>`):
+    the job's own files, and its run's dossier under the `dossier/` alias; None for anything else."""
+    own, dossier = f"jobs/{job_id}/", f"dossiers/{run_id}/"
+    if storage_path.startswith(own):
+        return storage_path[len(own):]
+    if run_id and storage_path.startswith(dossier):
+        return "dossier/" + storage_path[len(dossier):]
+    return None
+
+
+def artifact_links(detail: dict) -> list[dict]:
+    """`job_detail`'s recorded artifacts, each with the path to show, its download URL (session auth works)
+    and whether it is the one under review."""
+    links = []
+    for ref in detail["artifacts"]:
+        relative = api_artifact_path(job_id=detail["job_id"], run_id=detail["run_id"], storage_path=ref["path"])
+        links.append({
+            **ref,
+            "name": relative or ref["path"],
+            "href": reverse("job-artifact", kwargs={"job_id": detail["job_id"], "path": relative}) if relative else None,
+            "under_review": bool(detail["review_sha256"]) and ref["sha256"] == detail["review_sha256"],
+        })
+    return links
+
+
+# -- bulk approval ---------------------------------------------------------------------------------------------
+
+APPROVED = "approved"
+NOT_WAITING = "not_waiting"
+FOUR_EYES = "four_eyes"
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What approving one job's pending checkpoint did: `kind` is one of the names above."""
+
+    job_id: str
+    kind: str
+    step: str | None
+    status: str
+    detail: str
+
+
+def approve_pending(*, jobs: list[JobSpec], user, comment: str = "") -> list[Outcome]:
+    """Approve the checkpoint each job (with its state loaded) waits at, as `user`; one outcome per job, in
+    the order given. `status` and `step` are as read; the service decides every case against the state in
+    its own transaction, so a checkpoint that changed since is refused, never approved unseen.
+    """
+    actor = Actor.user(user)
+    outcomes = []
+    for job in jobs:
+        state = job.state
+        step = state.waiting_step or ""
+        try:
+            services.approve(job_id=job.job_id, step=step, actor=actor, comment=comment)
+        except DomainError as error:
+            kind = {"not_waiting": NOT_WAITING, "four_eyes": FOUR_EYES}.get(error.code, REFUSED)
+            outcomes.append(Outcome(job.job_id, kind, step or None, state.status, error.detail))
+        else:
+            outcomes.append(Outcome(job.job_id, APPROVED, step, state.status, ""))
+    return outcomes
