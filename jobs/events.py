@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 
 from contracts import canonical_json, sha256_hex, validate_event
 
+from . import sql
 from .actors import Actor
 from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
@@ -142,11 +143,13 @@ def append_events(
         recorded_at = now()
         rows, new_state = _build_rows(job_id, state, events, recorded_at)
         try:
-            JobEvent.objects.bulk_create(rows)
+            sql.insert(rows)
         except IntegrityError as exc:
             raise Conflict(f"another writer appended seq {expected_seq} of job {job_id} first", code="seq_conflict") from exc
-        updated = JobState.objects.filter(job_id=job_id, last_seq=state.last_seq).update(
-            **projection_fields(new_state), updated_at=recorded_at, **(state_changes or {})
+        updated = sql.update(
+            JobState,
+            values={**projection_fields(new_state), "updated_at": recorded_at, **(state_changes or {})},
+            where={"job_id": job_id, "last_seq": state.last_seq},
         )
         if updated != 1:
             raise Conflict(f"job {job_id} changed while appending", code="seq_conflict")
@@ -161,13 +164,11 @@ def append_event(*, job_id: str, expected_seq: int, event: NewEvent, **options) 
 def create_job(*, spec: JobSpec, submit_event: NewEvent) -> JobEvent:
     """Insert a new JobSpec with its first event and its projection (the caller holds a transaction)."""
     with transaction.atomic(savepoint=False):
-        spec.save(force_insert=True)
+        sql.insert([spec])
         state = initial_state(spec.kind)
         rows, new_state = _build_rows(spec.job_id, state, [submit_event], spec.created_at)
-        JobEvent.objects.bulk_create(rows)
-        JobState.objects.create(
-            job_id=spec.job_id, created_at=spec.created_at, updated_at=spec.created_at,
-            **projection_fields(new_state),
-        )
+        sql.insert(rows)
+        sql.insert([JobState(job_id=spec.job_id, created_at=spec.created_at, updated_at=spec.created_at,
+                             **projection_fields(new_state))])
         return rows[0]
 

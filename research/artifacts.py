@@ -2,12 +2,19 @@
 
 Paths are relative to the storage root and use `/`. Writing the same bytes to an existing path is a no-op;
 different bytes raise ArtifactConflict, so a step that runs twice (crash, retry, two workers) is harmless.
+A written file is on disk (file and folder entry) before the write returns, or, inside `durable_together()`,
+before that block ends: the engine appends a step's result only after its files are durable.
 """
+import ctypes
 import json
 import os
 import re
+import stat
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from django.core.files.base import ContentFile
@@ -60,13 +67,31 @@ def check_path(path: str) -> str:
     return path
 
 
+@lru_cache(maxsize=16)
+def _resolved_root(location: str) -> str:
+    return os.path.realpath(location)
+
+
 def _local_path(storage, path: str) -> Path:
-    """The resolved file system path of `path`, refused if it (or a symlink on the way) leaves the root."""
-    root = Path(storage.location).resolve()
-    target = (root / path).resolve()
-    if target != root and root not in target.parents:
-        raise UnsafePath(f"artifact path {path!r} resolves outside the artifact root")
-    return target
+    """The file system path of `path`, refused if a symlink on the way leads out of the root.
+
+    `check_path` already refused `..` and absolute paths, so only a symlink below the root can lead out:
+    each existing component is looked at (lstat), and only when one is a symlink is the path resolved.
+    """
+    root = _resolved_root(storage.location)
+    current = root
+    for part in path.split("/"):
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            break  # nothing below exists yet, so no symlink either
+        if stat.S_ISLNK(mode):
+            target = os.path.realpath(os.path.join(root, path))
+            if not target.startswith(root + os.sep):
+                raise UnsafePath(f"artifact path {path!r} resolves outside the artifact root")
+            return Path(target)
+    return Path(root, path)
 
 
 def write_artifact(path: str, data: bytes) -> ArtifactRef:
@@ -95,16 +120,92 @@ def _write_local(storage, path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, storage.file_permissions_mode or 0o644)
         try:
             # link() never replaces: of two writers racing for the same path exactly one creates it.
             os.link(tmp, target)
         except FileExistsError:
+            # Another writer won the race; its file may not be on disk yet, and ours now names it too.
             _compare(path, target.read_bytes(), data)
     finally:
         os.unlink(tmp)
+    _written(target)
+
+
+# --- durability: one sync per step, not one per file -------------------------------------------------------
+_batch = threading.local()
+
+
+def _load_syncfs():
+    """Linux's syncfs(2): writes out one file system's dirty data and metadata in one call."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+    return function
+
+
+_SYNCFS = _load_syncfs()
+
+
+@contextmanager
+def durable_together():
+    """Files written inside the block are made durable together when it ends without an error.
+
+    With many files one syncfs per file system is far cheaper than an fsync per file and per folder.
+    Nested blocks join the outermost one.
+    """
+    if getattr(_batch, "written", None) is not None:
+        yield
+        return
+    _batch.written = []
+    try:
+        yield
+        written = _batch.written
+    finally:
+        _batch.written = None
+    make_durable(written)
+
+
+def _written(target: Path) -> None:
+    pending = getattr(_batch, "written", None)
+    if pending is None:
+        make_durable([target])
+    else:
+        pending.append(target)
+
+
+def make_durable(files: list[Path]) -> None:
+    """Put `files` and their folder entries on disk: fsync for one file, else syncfs (fsync each elsewhere)."""
+    if not files:
+        return
+    if len(files) > 1 and _SYNCFS is not None:
+        for folder in {os.stat(f.parent).st_dev: f.parent for f in files}.values():
+            _syncfs(folder)
+        return
+    for path in files:
+        _fsync(path)
+    for folder in {f.parent for f in files}:
+        _fsync(folder)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs failed on {folder}: {os.strerror(error)}")
+    finally:
+        os.close(fd)
 
 
 def _write_remote(storage, path: str, data: bytes) -> None:

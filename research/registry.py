@@ -12,9 +12,6 @@ from .models import RegistryEntry
 def record_trial(*, job_id: str, root_job_id: str, run_id: str, runspec: dict, verdict: str,
                  metrics: dict) -> RegistryEntry:
     """Record that job `job_id` evaluated run `run_id`. Idempotent: a second call returns the first row."""
-    existing = RegistryEntry.objects.filter(job_id=job_id, run_id=run_id).first()
-    if existing is not None:
-        return existing
     entry = RegistryEntry(
         run_id=run_id,
         job_id=job_id,
@@ -30,7 +27,7 @@ def record_trial(*, job_id: str, root_job_id: str, run_id: str, runspec: dict, v
         with transaction.atomic():
             entry.save(force_insert=True)
     except IntegrityError:
-        # A concurrent call for the same (job, run) won the race: its row is the record.
+        # An earlier or concurrent call for the same (job, run) wrote it first: its row is the record.
         return RegistryEntry.objects.get(job_id=job_id, run_id=run_id)
     return entry
 

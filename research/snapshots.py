@@ -48,12 +48,26 @@ def check_snapshot_id(snapshot_id) -> str:
     return snapshot_id
 
 
+# Snapshot rows are insert-only (the database refuses UPDATE and DELETE), so a row once read stays true for
+# the life of the process; an unknown id is never remembered, it may be ingested later.
+_ROWS: dict[str, DataSnapshot] = {}
+
+
 def get_snapshot(snapshot_id: str) -> DataSnapshot:
     check_snapshot_id(snapshot_id)
-    try:
-        return DataSnapshot.objects.get(snapshot_id=snapshot_id)
-    except DataSnapshot.DoesNotExist:
-        raise SnapshotNotFound(f"unknown snapshot {snapshot_id!r}") from None
+    row = _ROWS.get(snapshot_id)
+    if row is None:
+        try:
+            row = _ROWS[snapshot_id] = DataSnapshot.objects.get(snapshot_id=snapshot_id)
+        except DataSnapshot.DoesNotExist:
+            raise SnapshotNotFound(f"unknown snapshot {snapshot_id!r}") from None
+    return row
+
+
+def forget_cached_snapshots() -> None:
+    """Drop what this process remembers of snapshots (tests empty the database between cases)."""
+    _ROWS.clear()
+    _PANELS.clear()
 
 
 def ingest_csv(*, snapshot_id: str, data: bytes, source: str = "") -> IngestResult:

@@ -42,6 +42,14 @@ def _flush_through_guards():
     BaseDatabaseOperations.execute_sql_flush = original
 
 
+@pytest.fixture(autouse=True)
+def _no_snapshot_rows_from_other_tests():
+    """Each test starts from an empty database, so nothing a process remembers of snapshots may carry over."""
+    from research.snapshots import forget_cached_snapshots
+
+    forget_cached_snapshots()
+
+
 def database_url() -> str:
     """A DATABASE_URL for the test database this session created, for child processes."""
     db = connection.settings_dict

@@ -8,9 +8,9 @@ next seq, so a worker whose lease was taken over cannot write its stale result.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 
+from jobs import sql
 from jobs.actors import Actor
 from jobs.events import NewEvent, append_events, format_time, now, state_from_row
 from jobs.models import JobSpec, JobState
@@ -36,17 +36,37 @@ class Abandoned:
     message: str
 
 
-def runnable(moment: datetime, job_ids=None):
-    rows = JobState.objects.filter(
-        Q(status=Status.QUEUED) | Q(status=Status.RUNNING),
-        next_step__isnull=False,
-    ).filter(
-        Q(available_at__isnull=True) | Q(available_at__lte=moment),
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=moment),
-    )
+def _first_runnable(moment: datetime, job_ids) -> JobState | None:
+    """The first runnable job's state (its spec attached), locked for this transaction; None if there is none.
+
+    Runnable: queued or running with a step due, not waiting for a retry time, and no live lease. In
+    (created_at, job_id) order; on PostgreSQL rows other workers hold are skipped, not waited for.
+    """
+    moment_param = sql.param(JobState, "available_at", moment)
+    params = [Status.QUEUED.value, Status.RUNNING.value, moment_param, moment_param]
+    only = ""
     if job_ids:
-        rows = rows.filter(job_id__in=job_ids)
-    return rows.order_by("created_at", "job_id")
+        only = f"AND s.job_id IN ({', '.join(['%s'] * len(job_ids))})"
+        params += list(job_ids)
+    lock = "FOR UPDATE OF s SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    statement = f"""
+        SELECT {sql.columns(JobState, "s")}, {sql.columns(JobSpec, "j")}
+        FROM {JobState._meta.db_table} s JOIN {JobSpec._meta.db_table} j ON j.job_id = s.job_id
+        WHERE s.status IN (%s, %s) AND s.next_step IS NOT NULL
+          AND (s.available_at IS NULL OR s.available_at <= %s)
+          AND (s.lease_expires_at IS NULL OR s.lease_expires_at < %s)
+          {only}
+        ORDER BY s.created_at, s.job_id
+        LIMIT 1 {lock}"""
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    width = len(JobState._meta.concrete_fields)
+    row = sql.instance(JobState, found[:width])
+    row.job = sql.instance(JobSpec, found[width:])
+    return row
 
 
 def start_event(state: DerivedState, *, worker_id: str, expires: datetime, recovered_from: str | None) -> NewEvent:
@@ -68,7 +88,7 @@ def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids
     moment = now()
     expires = moment + timedelta(seconds=lease_seconds)
     with transaction.atomic():
-        row = runnable(moment, job_ids).select_related("job").select_for_update(skip_locked=True, of=("self",)).first()
+        row = _first_runnable(moment, job_ids)
         if row is None:
             return None
         state = state_from_row(row)

@@ -8,17 +8,19 @@ the next STEP_STARTED are appended in one transaction, so the worker keeps the j
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from jobs.actors import Actor
 from jobs.errors import Conflict, DomainError
 from jobs.events import NewEvent, append_events, format_time, now
 from jobs.pipelines import Checkpoint, EventType, Status, Step
 from jobs.state import DerivedState
+from research.artifacts import durable_together
 from research.errors import ResearchError
 
 from . import claims
@@ -65,33 +67,79 @@ class WorkerConfig:
         )
 
 
+@dataclass
+class _Lease:
+    config: WorkerConfig
+    job_id: str
+    started_seq: int
+    due: float
+    lost: bool = False
+
+    @property
+    def interval(self) -> float:
+        return max(self.config.lease_seconds / 3, 0.2)
+
+
 class LeaseKeeper:
-    """Renews the lease of a running step in the background until stopped; notes when it was lost."""
+    """One background thread per worker process renews the lease of the step running now, if it runs long.
 
-    def __init__(self, config: WorkerConfig, job_id: str, started_seq: int):
-        self.config, self.job_id, self.started_seq = config, job_id, started_seq
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+    The thread holds a database connection only while it renews, so it never keeps a database open.
+    """
 
-    def __enter__(self):
-        self._thread.start()
-        return self
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._current: _Lease | None = None
+        self._thread: threading.Thread | None = None
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    @contextmanager
+    def keeping(self, config: WorkerConfig, job_id: str, started_seq: int):
+        lease = _Lease(config, job_id, started_seq, due=0.0)
+        lease.due = time.monotonic() + lease.interval
+        with self._lock:
+            self._current = lease
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self._thread.start()
+        self._changed.set()
+        try:
+            yield lease
+        finally:
+            with self._lock:
+                self._current = None
 
     def _run(self):
-        interval = max(self.config.lease_seconds / 3, 0.2)
+        while True:
+            with self._lock:
+                lease = self._current
+            timeout = None if lease is None else max(lease.due - time.monotonic(), 0.0)
+            if self._changed.wait(timeout):
+                self._changed.clear()
+                continue
+            with self._lock:
+                if self._current is not lease:
+                    continue
+            renewed = self._renew(lease)
+            with self._lock:
+                if self._current is lease:
+                    lease.due = time.monotonic() + lease.interval
+                    if renewed is False:
+                        lease.lost, self._current = True, None
+
+    @staticmethod
+    def _renew(lease: _Lease) -> bool | None:
+        """True: renewed; False: the lease is gone (taken over, job moved on); None: could not tell now."""
         try:
-            while not self._stop.wait(interval):
-                if not claims.renew(job_id=self.job_id, worker_id=self.config.worker_id,
-                                    started_seq=self.started_seq, lease_seconds=self.config.lease_seconds):
-                    self.lost = True
-                    return
+            return claims.renew(job_id=lease.job_id, worker_id=lease.config.worker_id,
+                                started_seq=lease.started_seq, lease_seconds=lease.config.lease_seconds)
+        except DatabaseError:
+            log.warning("could not renew the lease of job %s; trying again", lease.job_id, exc_info=True)
+            return None
         finally:
             connection.close()
+
+
+_keeper = LeaseKeeper()
 
 
 def _follow_up(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool):
@@ -137,9 +185,10 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
     while state.status == Status.RUNNING:
         step, started = state.next_step, time.monotonic()
         context = StepContext(job=job, step=step, attempt=state.attempt, worker_id=config.worker_id)
-        with LeaseKeeper(config, job.job_id, state.last_seq) as keeper:
+        with _keeper.keeping(config, job.job_id, state.last_seq) as lease:
             try:
-                outcome = executor_for(step)(context)
+                with durable_together():  # the step's files are on disk before its result is recorded
+                    outcome = executor_for(step)(context)
             except Exception as exc:  # the one catch-all: every failure becomes an event
                 if not isinstance(exc, EXPECTED_FAILURES):
                     log.exception("step %s of job %s failed (attempt %s)", step, job.job_id, state.attempt)
@@ -158,7 +207,7 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
                                      state=state, state_changes=changes)
         except Conflict as exc:
             # Fenced: the lease was taken over or the job was cancelled meanwhile; our result is void.
-            report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{' (lease lost)' if keeper.lost else ''}"))
+            report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{' (lease lost)' if lease.lost else ''}"))
             break
         detail = _describe(state, outcome, events)
         report(StepReport(job.job_id, step, label, seconds, detail))

@@ -3,7 +3,7 @@
 `recording(step)` runs the real executor and appends one line per execution to the file named by
 EAM_TEST_EXECUTION_LOG (O_APPEND writes of one short line are atomic), so a test can count executions.
 `slow` sleeps EAM_TEST_SLOW_SECONDS before running the real step (a worker can be killed mid-step).
-`crashing` always raises an unexpected error; `tiny` is a no-op step for orchestration-only runs.
+`crashing` always raises an unexpected error.
 """
 import os
 import time

@@ -134,3 +134,32 @@ def test_worker_killed_mid_step_is_recovered_after_its_lease(process_env, tmp_pa
     assert events_of(job.job_id)[-1] == "DONE"
     verify = run_jobs_verify(process_env)
     assert verify.returncode == 0, verify.stdout
+
+
+def test_a_step_longer_than_its_lease_keeps_it_while_its_worker_lives(process_env, tmp_path):
+    # given an approved job whose run step takes 4 s, run by a worker with a 1 s lease
+    ingest_tiny()
+    job = submit()
+    assert run_jobs(process_env, "--once").returncode == 0
+    approve_waiting([job.job_id])
+    log = tmp_path / "executions.log"
+    slow_env = dict(process_env, EAM_STEP_EXECUTORS="run=tests.workflow.instrumented.slow",
+                    EAM_TEST_EXECUTION_LOG=str(log), EAM_TEST_SLOW_SECONDS="4")
+    owner = start_run_jobs(slow_env, "--once", "--worker-id", "owner", "--lease-seconds", "1")
+    deadline = time.monotonic() + 60
+    while not executions(log) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert executions(log) == [(job.job_id, "run")], "the slow step never started"
+    # when other workers keep trying while the step runs, long after its first lease expired
+    rivals = []
+    while owner.poll() is None:
+        rivals.append(run_jobs(process_env, "--once", "--worker-id", f"rival-{len(rivals)}"))
+    # then none of them took the step over: it ran once, by its owner, and the job is done
+    assert owner.returncode == 0, owner.stderr.read() if owner.stderr else ""
+    assert len(rivals) >= 2 and all(r.returncode == 0 for r in rivals)
+    assert executions(log) == [(job.job_id, "run")]
+    starts = JobEvent.objects.filter(job_id=job.job_id, event_type="STEP_STARTED").order_by("seq")
+    assert [(e.step, e.payload["worker"], e.payload["recovered_from"]) for e in starts][1:] == [
+        ("run", "owner", None), ("gates", "owner", None), ("registry", "owner", None),
+    ]
+    assert JobState.objects.get(job_id=job.job_id).status == "done"
