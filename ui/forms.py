@@ -1,0 +1,42 @@
+"""The reviewer's decision forms. They check the shape of what was posted; the services decide."""
+from django import forms
+
+from jobs.pipelines import CHECKPOINT_NAMES
+
+# The event contract caps a comment or a reason at this length.
+TEXT_LIMIT = 4000
+
+
+class DecisionForm(forms.Form):
+    """Both decisions sit on one page: each form's element ids carry its own prefix so none repeats."""
+
+    id_prefix = "decision"
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+    step = forms.ChoiceField(
+        choices=[(name, name) for name in sorted(CHECKPOINT_NAMES)], widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "%(value)s is not a checkpoint", "required": "which checkpoint?"},
+    )
+
+
+class ApproveForm(DecisionForm):
+    id_prefix = "approve"
+    # The sha256 of the artifact the reviewer was shown: approving after it changed is a stale review (409).
+    artifact_sha256 = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
+    comment = forms.CharField(
+        label="Comment", required=False, max_length=TEXT_LIMIT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Optional. Recorded with the approval.",
+    )
+
+
+class RejectForm(DecisionForm):
+    id_prefix = "reject"
+    reason = forms.CharField(
+        label="Reason", max_length=TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "A rejection needs a reason."},
+        help_text="Required. Rejecting ends the job.",
+    )

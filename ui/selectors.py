@@ -1,0 +1,116 @@
+"""Reads the /ui pages need beyond jobs.selectors and jobs.review (shared with the admin): the reviewer's
+queue, status counts, verdicts of a page of jobs, gate results, a spec in a few lines. Each runs a fixed
+number of queries; nothing here writes.
+"""
+import json
+
+from django.db.models import Count, Q
+
+from contracts import sha256_hex, validate
+from jobs import review, selectors
+from jobs.models import JobSpec, JobState
+from jobs.pipelines import EventType, Status
+from jobs.policy import four_eyes_required
+from jobs.roles import APPROVE
+from research.artifacts import read_artifact
+from research.errors import ResearchError
+from research.policies import list_policy_bundles
+
+PAGE_SIZE = 50
+STATUSES = tuple(s.value for s in Status)
+GATE_RESULTS_FILE = "outputs/gate_results.json"
+
+
+def status_filters() -> list[tuple[str, int]]:
+    """Every status with its number of jobs, for the filter links: one query."""
+    rows = JobState.objects.order_by().values("status").annotate(n=Count("pk"))
+    counts = {row["status"]: row["n"] for row in rows}
+    return [(status, counts.get(status, 0)) for status in STATUSES]
+
+
+def _relaxed_bundles() -> list[str]:
+    """Policy bundles under which a submitter may decide their own job (none while EAM_FOUR_EYES is on)."""
+    return [b["policy_bundle_id"] for b in list_policy_bundles()
+            if b["valid"] and not four_eyes_required(b["policy_bundle_id"])]
+
+
+def waiting_for_review(*, user, cursor: str | None, limit: int) -> selectors.Page:
+    """Jobs waiting at a checkpoint that `user` may decide (the rules of allowed_actions): one query a page."""
+    if not (user.is_authenticated and user.has_perm(APPROVE)):
+        return selectors.Page(results=[], next_cursor=None)
+    rows = (JobState.objects.select_related("job").defer("job__spec")
+            .filter(status=Status.WAITING_APPROVAL).order_by("created_at", "job_id"))
+    own = Q(job__submitted_by=user.get_username())
+    relaxed = _relaxed_bundles()
+    rows = rows.exclude(own & ~Q(job__policy_bundle_id__in=relaxed) if relaxed else own)
+    if cursor:
+        # The same keyset as jobs.selectors.list_jobs, so a page never repeats or skips a job.
+        rows = rows.filter(selectors._job_cursor_after(cursor))
+    found = list(rows[: limit + 1])
+    page = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        next_cursor = selectors.encode_cursor([selectors.iso(page[-1].created_at), page[-1].job_id])
+    return selectors.Page(results=[selectors.job_summary(state) for state in page], next_cursor=next_cursor)
+
+
+def with_verdicts(jobs: list[dict]) -> list[dict]:
+    """The rows of a job list, each with its gates verdict as jobs.review defines it (or None): one query."""
+    found = review.with_verdict(JobSpec.objects.filter(job_id__in=[j["job_id"] for j in jobs]))
+    verdicts = dict(found.values_list("job_id", "verdict"))
+    return [{**job, "verdict": verdicts.get(job["job_id"])} for job in jobs]
+
+
+# -- one job -----------------------------------------------------------------------------------------------
+
+def run_completed(detail: dict) -> bool:
+    """Whether the job's run wrote its dossier (the run page exists only then)."""
+    return bool(detail["run_id"]) and any(a["event_type"] == EventType.RUN_COMPLETED for a in detail["artifacts"])
+
+
+def gate_results(detail: dict) -> dict | None:
+    """The job's gate_results.json as its gates step recorded it, or None before the gates ran.
+
+    The file is checked against the sha256 the event recorded and against its contract, so that the table a
+    reviewer reads is the evidence the verdict was computed from; a problem is reported, not raised.
+    """
+    path = f"jobs/{detail['job_id']}/{GATE_RESULTS_FILE}"
+    recorded = next((a for a in detail["artifacts"] if a["path"] == path), None)
+    if recorded is None:
+        return None
+    try:
+        data = read_artifact(path)
+    except ResearchError as exc:
+        return {"problem": f"cannot read {GATE_RESULTS_FILE}: {exc}"}
+    if sha256_hex(data) != recorded["sha256"]:
+        return {"problem": f"{GATE_RESULTS_FILE} does not match the sha256 its event recorded"}
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return {"problem": f"{GATE_RESULTS_FILE} is not JSON"}
+    if validate("gate_results_v1", doc):
+        return {"problem": f"{GATE_RESULTS_FILE} breaks the gate_results_v1 contract"}
+    return doc
+
+
+def spec_summary(kind: str, spec: dict) -> list[tuple[str, str]]:
+    """The few facts of a job spec a reviewer reads first, as (label, text) pairs."""
+    if kind == "idea":
+        idea = spec.get("idea") or {}
+        rows = [("Title", idea.get("title")), ("Hypothesis", idea.get("hypothesis"))]
+        universe = idea.get("universe") or {}
+    else:
+        blueprint = spec.get("blueprint") or {}
+        strategy = blueprint.get("strategy") or {}
+        params = ", ".join(f"{k}={v}" for k, v in sorted((strategy.get("params") or {}).items()))
+        costs = blueprint.get("costs") or {}
+        evaluation = blueprint.get("evaluation") or {}
+        rows = [
+            ("Name", blueprint.get("name")),
+            ("Strategy", f"{strategy.get('family')}({params})"),
+            ("Costs", ", ".join(f"{k} {v}" for k, v in sorted(costs.items())) or None),
+            ("Evaluation", ", ".join(f"{k} {v}" for k, v in sorted(evaluation.items())) or None),
+        ]
+        universe = blueprint.get("universe") or {}
+    rows.append(("Universe", ", ".join(universe.get("symbols") or []) or None))
+    return [(label, str(text)) for label, text in rows if text]

@@ -1,0 +1,144 @@
+"""The reviewer's pages: job lists, a job's page, a run's page, and the sign-in pages around them.
+
+Reads go through jobs.selectors (and ui.selectors); the decisions are in ui.decisions. Every id in a URL
+is checked against its allowlist before any lookup, and a domain error is a page with its status, never
+a 500.
+"""
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import render
+
+from jobs import review, selectors
+from jobs.errors import DomainError, InvalidInput
+from jobs.ids import check_job_id
+
+from . import selectors as pages
+from .charts import equity_chart
+from .forms import ApproveForm, RejectForm
+
+
+def error_page(request, error: DomainError):
+    return render(request, "ui/error.html", {"error": error}, status=error.status)
+
+
+def reader(view):
+    """A read: a signed-in user, or anyone when EAM_PUBLIC_READ is on; domain errors become error pages."""
+
+    @wraps(view)
+    def read(request, *args, **kwargs):
+        if not (settings.EAM_PUBLIC_READ or request.user.is_authenticated):
+            return redirect_to_login(request.get_full_path())
+        try:
+            return view(request, *args, **kwargs)
+        except DomainError as error:
+            return error_page(request, error)
+
+    return read
+
+
+def _list_page(request, *, title: str, page: selectors.Page, filters=None, status: str | None = None, intro: str = ""):
+    return render(request, "ui/job_list.html", {
+        "title": title,
+        "intro": intro,
+        "jobs": pages.with_verdicts(page.results),
+        "next_cursor": page.next_cursor,
+        "paged": bool(request.GET.get("cursor")),
+        "status": status,
+        "filters": filters,
+    })
+
+
+@reader
+def job_list(request):
+    status = request.GET.get("status") or None
+    if status is not None and status not in pages.STATUSES:
+        raise InvalidInput(f"unknown status {status!r}: one of {', '.join(pages.STATUSES)}", code="invalid_status")
+    page = selectors.list_jobs(filters=selectors.JobFilters(status=status), cursor=request.GET.get("cursor"),
+                               limit=pages.PAGE_SIZE)
+    return _list_page(request, title="Jobs", page=page, filters=pages.status_filters(), status=status)
+
+
+@reader
+def waiting_list(request):
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    page = pages.waiting_for_review(user=request.user, cursor=request.GET.get("cursor"), limit=pages.PAGE_SIZE)
+    intro = ("Jobs waiting at a checkpoint that you may decide." if request.user.has_perm(pages.APPROVE)
+             else "You are not a reviewer: no checkpoint waits for you.")
+    return _list_page(request, title="Waiting for me", page=page, intro=intro)
+
+
+def render_job(request, job_id: str, *, status: int = 200, approve_form=None, reject_form=None):
+    """The job's page; a refused decision renders it again with the refusal's status and the posted form."""
+    detail = selectors.job_detail(job_id=job_id, user=request.user)
+    step = detail["waiting_step"]
+    return render(request, "ui/job_detail.html", {
+        "job": detail,
+        "summary": pages.spec_summary(detail["kind"], detail["spec"]),
+        "timeline": review.timeline(job_id),
+        "artifacts": review.artifact_links(detail),
+        "gates": pages.gate_results(detail),
+        "has_run": pages.run_completed(detail),
+        "approve_form": approve_form or ApproveForm(initial={"step": step, "artifact_sha256": detail["review_sha256"]}),
+        "reject_form": reject_form or RejectForm(initial={"step": step}),
+    }, status=status)
+
+
+@reader
+def job_detail(request, job_id):
+    check_job_id(job_id)
+    return render_job(request, job_id)
+
+
+@reader
+def run_detail(request, run_id):
+    run = selectors.run_detail(run_id=run_id)
+    segments = run["segments"]
+    default = next((s["segment_id"] for s in segments if s["has_curve"]), segments[0]["segment_id"] if segments else None)
+    segment_id = request.GET.get("segment") or default
+    segment, chart = None, None
+    if segment_id is not None:
+        role = next((s["role"] for s in segments if s["segment_id"] == segment_id), None)
+        # A holdout is asked for its metrics only: the selectors refuse its curve, and so does this page.
+        segment = selectors.run_segment(run_id=run_id, segment_id=segment_id,
+                                        part="all" if role == "test" else "metrics")
+        if "curve" in segment:
+            chart = _chart(segment["curve"])
+    return render(request, "ui/run_detail.html", {"run": run, "segment": segment, "chart": chart})
+
+
+def _chart(curve: dict):
+    columns = curve["columns"]
+    if "date" not in columns or "equity" not in columns:
+        return None
+    d, e = columns.index("date"), columns.index("equity")
+    return equity_chart([row[d] for row in curve["rows"]], [row[e] for row in curve["rows"]])
+
+
+# The next pages are set here, not in LOGIN_REDIRECT_URL / LOGOUT_REDIRECT_URL, which the admin reads too.
+class LoginView(auth_views.LoginView):
+    template_name = "ui/login.html"
+    redirect_authenticated_user = True
+    next_page = "ui:jobs"
+
+
+class LogoutView(auth_views.LogoutView):
+    """GET asks to confirm (a link must not sign anyone out); POST signs out and says so."""
+
+    http_method_names = ["get", "post", "options"]
+    template_name = "ui/logout.html"
+    next_page = "ui:login"
+
+    def get(self, request, *args, **kwargs):
+        return render(request, self.template_name)
+
+    def post(self, request, *args, **kwargs):
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            messages.info(request, "You are signed out.")
+        return response
