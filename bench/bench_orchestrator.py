@@ -1,15 +1,22 @@
-"""Throughput of the whole blueprint pipeline: jobs/s, events/s and SQL statements per job.
+"""Throughput of the blueprint pipeline: jobs/s, events/s and SQL statements per job.
 
-For each database (SQLite file, and PostgreSQL when BENCH_PG_URL or 127.0.0.1:5432 answers) and for 1 and 2
-worker processes: submit N blueprints on a tiny snapshot, run `run_jobs --once` workers (they stop at the
-runspec checkpoint), approve every job through the service, run the workers again. The time covers submit,
-both passes and the approvals. Statements per job are counted in-process with one worker (BEGIN, COMMIT and
-SAVEPOINT included), over the same flow.
+Flow (per database, step kind and worker count, each on a fresh database): submit N blueprints on a tiny
+snapshot, let the workers take every job to the runspec checkpoint, approve every job through the service,
+let the workers finish them. The clock covers all of it: submits, both halves, approvals, waiting.
 
-    .venv/bin/python bench/bench_orchestrator.py [--jobs 200]
+Steps:   `noop`   every step returns at once: the engine alone (claims, leases, events, hash chain, fencing,
+                  approval), the work a workflow engine does, comparable with other engines' no-op figures;
+         `kernel` the real research steps (compile, backtest and dossier, gates, registry).
+Workers: `warm`   N `run_jobs` processes in loop mode, started before the clock (a deployed worker);
+         `cold`   N `run_jobs --once` processes per half, so process start-up is inside the clock (cron).
+Statements per job are counted in-process with one worker (BEGIN, COMMIT and SAVEPOINT included).
+
+    .venv/bin/python bench/bench_orchestrator.py [--jobs 200] [--databases sqlite,postgresql]
+                                                 [--steps noop,kernel] [--modes warm,cold]
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,57 +82,114 @@ class StatementCounter:
             setattr(self.connection, name, original)
 
 
-def flow(n, workers, env, count_statements=False):
-    from django.db import connection
+NOOP_EXECUTORS = ",".join(f"{step}=bench.noop_steps.execute" for step in ("compile", "run", "gates", "registry"))
+REVIEWER = ("user", "bench-reviewer")
 
+
+def submit_all(n):
     from jobs import services
     from jobs.actors import Actor
-    from jobs.models import JobEvent, JobState
-    from workflow.orchestrator import WorkerConfig, run_pass
 
-    submitter, reviewer = Actor("user", "bench-submitter"), Actor("user", "bench-reviewer")
-    events_before = JobEvent.objects.count()
+    submitter = Actor("user", "bench-submitter")
+    return [services.submit_blueprint(blueprint=bp, snapshot_id="bench_snap", actor=submitter)[0].job_id
+            for bp in blueprints(n)]
+
+
+def approve_all(ids):
+    from jobs import services
+    from jobs.actors import Actor
+    from jobs.models import JobState
+
+    for state in JobState.objects.filter(job_id__in=ids, status="waiting_approval").only("job_id", "waiting_step"):
+        services.approve(job_id=state.job_id, step=state.waiting_step, actor=Actor(*REVIEWER))
+
+
+def wait_for(status, n, timeout=600.0):
+    """Until n jobs have `status`; fails on a job in ERROR (a broken run must not pass for a slow one)."""
+    from django.db.models import Count
+
+    from jobs.models import JobState
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = dict(JobState.objects.values_list("status").annotate(n=Count("job_id")))
+        if counts.get("error"):
+            raise SystemExit(f"jobs went to ERROR: {counts}")
+        if counts.get(status, 0) >= n:
+            return
+        time.sleep(0.005)
+    raise SystemExit(f"timed out waiting for {n} jobs in {status}")
+
+
+def worker_command(k, once):
+    mode = ["--once"] if once else ["--interval", "0.01"]
+    return [sys.executable, "manage.py", "run_jobs", *mode, "--worker-id", f"bench-{k}"]
+
+
+def flow_warm(n, workers, env):
+    """Loop-mode workers, started (and past their start-up) before the clock starts."""
+    procs = [subprocess.Popen(worker_command(k, once=False), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for k in range(workers)]
+    try:
+        time.sleep(3.0)
+        started = time.perf_counter()
+        ids = submit_all(n)
+        wait_for("waiting_approval", n)
+        approve_all(ids)
+        wait_for("done", n)
+        return ids, time.perf_counter() - started
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            if proc.returncode:
+                raise SystemExit(err.decode())
+
+
+def flow_cold(n, workers, env):
+    """`run_jobs --once` processes for each half: their start-up is on the clock, as under cron."""
 
     def passes():
-        if count_statements:
-            run_pass(WorkerConfig("bench-0", 300, 3, 5.0))
-            return
-        procs = [subprocess.Popen([sys.executable, "manage.py", "run_jobs", "--once", "--worker-id", f"bench-{k}"],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for k in range(workers)]
+        procs = [subprocess.Popen(worker_command(k, once=True), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE) for k in range(workers)]
         for proc in procs:
             _, err = proc.communicate()
             if proc.returncode:
                 raise SystemExit(err.decode())
 
-    counter = StatementCounter(connection)
     started = time.perf_counter()
-    with counter if count_statements else _Null():
-        ids = [services.submit_blueprint(blueprint=bp, snapshot_id="bench_snap", actor=submitter)[0].job_id
-               for bp in blueprints(n)]
-        passes()
-        for state in JobState.objects.filter(job_id__in=ids, status="waiting_approval").only("job_id", "waiting_step"):
-            services.approve(job_id=state.job_id, step=state.waiting_step, actor=reviewer)
-        passes()
-    seconds = time.perf_counter() - started
-    done = JobState.objects.filter(job_id__in=ids, status="done").count()
-    events = JobEvent.objects.count() - events_before
-    return {"seconds": seconds, "done": done, "events": events, "statements": counter.count}
+    ids = submit_all(n)
+    passes()
+    approve_all(ids)
+    passes()
+    return ids, time.perf_counter() - started
 
 
-class _Null:
-    def __enter__(self):
-        return self
+def flow_counted(n):
+    """One in-process worker with every statement counted."""
+    from django.db import connection
 
-    def __exit__(self, *exc):
-        return False
+    from workflow.orchestrator import WorkerConfig, run_pass
+
+    with StatementCounter(connection) as counter:
+        started = time.perf_counter()
+        ids = submit_all(n)
+        run_pass(WorkerConfig("bench-0", 300, 3, 5.0))
+        approve_all(ids)
+        run_pass(WorkerConfig("bench-0", 300, 3, 5.0))
+        seconds = time.perf_counter() - started
+    return ids, seconds, counter.count
 
 
-def child(url, artifacts, n, workers, count_statements):
+def child(url, artifacts, n, workers, mode, steps):
     """One measurement in a fresh process on a fresh database; prints one result line."""
+    if steps == "noop":
+        os.environ["EAM_STEP_EXECUTORS"] = NOOP_EXECUTORS
     setup_django(url, artifacts)
     from django.core.management import call_command
 
+    from jobs.models import JobEvent, JobState
     from research.demo_data import demo_csv
     from research.snapshots import ingest_csv
 
@@ -133,8 +197,13 @@ def child(url, artifacts, n, workers, count_statements):
     ingest_csv(snapshot_id="bench_snap", data=demo_csv("bench_snap", symbols=("AAA", "BBB"), start="2019-01-01",
                                                           end="2023-01-01"))
     env = dict(os.environ)
-    result = flow(n, workers, env, count_statements)
-    print(repr(result))
+    statements = None
+    if mode == "counted":
+        ids, seconds, statements = flow_counted(n)
+    else:
+        ids, seconds = (flow_warm if mode == "warm" else flow_cold)(n, workers, env)
+    done = JobState.objects.filter(job_id__in=ids, status="done").count()
+    print(repr({"seconds": seconds, "done": done, "events": JobEvent.objects.count(), "statements": statements}))
 
 
 def fresh_database(kind, tag):
@@ -147,16 +216,17 @@ def fresh_database(kind, tag):
         return f"sqlite:///{path}", str(artifacts)
     base = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
     name = "eam_bench_orch_" + tag.replace("-", "_")
-    subprocess.run(["psql", f"{base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
-    subprocess.run(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    quiet = ["psql", "-q", f"{base}/postgres", "-c", "SET client_min_messages = warning", "-c"]
+    subprocess.run([*quiet, f"DROP DATABASE IF EXISTS {name}"], check=True)
+    subprocess.run([*quiet, f"CREATE DATABASE {name}"], check=True)
     return f"{base}/{name}", str(artifacts)
 
 
-def measure(kind, n, workers, count_statements=False):
-    tag = f"{kind}-{workers}-{int(count_statements)}"
+def measure(kind, n, workers, mode, steps):
+    tag = f"{kind}-{steps}-{mode}-{workers}"
     url, artifacts = fresh_database(kind, tag)
-    out = subprocess.run([sys.executable, __file__, "--child", url, artifacts, str(n), str(workers),
-                          str(int(count_statements))], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, "--child", url, artifacts, str(n), str(workers), mode, steps],
+                         cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(out.stderr)
     import ast
@@ -166,21 +236,31 @@ def measure(kind, n, workers, count_statements=False):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _, _, url, artifacts, n, workers, count = sys.argv
-        child(url, artifacts, int(n), int(workers), count == "1")
+        _, _, url, artifacts, n, workers, mode, steps = sys.argv
+        child(url, artifacts, int(n), int(workers), mode, steps)
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--steps", default="noop,kernel")
+    parser.add_argument("--modes", default="warm,cold")
     args = parser.parse_args()
-    print(f"blueprint pipeline, {args.jobs} jobs, tiny snapshot (2 symbols x 4 years), real kernel steps")
-    print(f"{'database':<11} {'workers':>7} {'jobs/s':>8} {'events/s':>9} {'done':>5}")
+    for option, given, known in (("--steps", args.steps, {"noop", "kernel"}), ("--modes", args.modes, {"warm", "cold"}),
+                                 ("--databases", args.databases, {"sqlite", "postgresql"})):
+        if not set(given.split(",")) <= known:
+            parser.error(f"{option} takes a comma-separated subset of {sorted(known)}")
+    print(f"blueprint pipeline, {args.jobs} jobs, tiny snapshot (2 symbols x 4 years)")
+    print(f"{'database':<11} {'steps':<7} {'workers':<12} {'jobs/s':>7} {'events/s':>9} {'done':>5} {'stmts/job':>9}")
     for kind in args.databases.split(","):
-        for workers in (1, 2):
-            r = measure(kind, args.jobs, workers)
-            print(f"{kind:<11} {workers:>7} {r['done'] / r['seconds']:>8.1f} {r['events'] / r['seconds']:>9.1f} {r['done']:>5}")
-        r = measure(kind, min(args.jobs, 50), 1, count_statements=True)
-        print(f"{kind:<11} statements per job (1 worker, in process): {r['statements'] / r['done']:.1f}")
+        for steps in args.steps.split(","):
+            for mode in args.modes.split(","):
+                for workers in (1, 2):
+                    r = measure(kind, args.jobs, workers, mode, steps)
+                    print(f"{kind:<11} {steps:<7} {f'{workers} {mode}':<12} {r['done'] / r['seconds']:>7.1f} "
+                          f"{r['events'] / r['seconds']:>9.1f} {r['done']:>5} {'':>9}", flush=True)
+            r = measure(kind, min(args.jobs, 50), 1, "counted", steps)
+            print(f"{kind:<11} {steps:<7} {'1 in-process':<12} {r['done'] / r['seconds']:>7.1f} "
+                  f"{r['events'] / r['seconds']:>9.1f} {r['done']:>5} {r['statements'] / r['done']:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

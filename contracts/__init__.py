@@ -9,7 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 # Snapshot, policy bundle and agent ids (DESIGN §4.1): checked before any lookup or path is built from one.
@@ -52,9 +51,16 @@ def load_schema(name: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _reference_validator(schema: dict):
+    # Imported on first use: valid documents never need it, and it is slow to import.
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
 @lru_cache(maxsize=None)
-def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(load_schema(name), format_checker=FormatChecker())
+def _validator(name: str):
+    return _reference_validator(load_schema(name))
 
 
 @lru_cache(maxsize=None)
@@ -101,8 +107,8 @@ def _event_schema(name: str, event_type: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-def _event_validator(name: str, event_type: str) -> Draft202012Validator:
-    return Draft202012Validator(_event_schema(name, event_type), format_checker=FormatChecker())
+def _event_validator(name: str, event_type: str):
+    return _reference_validator(_event_schema(name, event_type))
 
 
 def _rule_types(rule: dict) -> set:
@@ -120,7 +126,7 @@ def validate_event(name: str, doc) -> list[dict]:
     return _errors(_event_validator(name, event_type), doc)
 
 
-def _errors(validator: Draft202012Validator, doc) -> list[dict]:
+def _errors(validator, doc) -> list[dict]:
     errors = []
     for error in validator.iter_errors(doc):
         path = list(error.absolute_path)

@@ -65,7 +65,9 @@ def param(model: type[models.Model], field_name: str, value):
     return model._meta.get_field(field_name).get_db_prep_value(value, connection)
 
 
-def columns(model: type[models.Model], alias: str) -> str:
+@lru_cache(maxsize=None)
+def columns(model: type[models.Model], alias: str, vendor: str | None = None) -> str:
+    """`alias.col1, alias.col2, …` for every concrete field of `model`, in field order."""
     return ", ".join(f"{alias}.{_quote(f.column)}" for f in model._meta.concrete_fields)
 
 

@@ -1,7 +1,8 @@
 """The registry of trials: one insert-only row per (job, run) evaluated, counted for the deflated Sharpe ratio."""
 import statistics
+from contextlib import nullcontext
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from .compiler import params_sha256
 from .dossier import dossier_summary
@@ -24,7 +25,9 @@ def record_trial(*, job_id: str, root_job_id: str, run_id: str, runspec: dict, v
         metrics=metrics,
     )
     try:
-        with transaction.atomic():
+        # In autocommit one INSERT is its own transaction; inside a caller's transaction a savepoint keeps a
+        # refused insert from spoiling it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
             entry.save(force_insert=True)
     except IntegrityError:
         # An earlier or concurrent call for the same (job, run) wrote it first: its row is the record.

@@ -36,26 +36,30 @@ class Abandoned:
     message: str
 
 
+def _runnable_condition(moment: datetime, job_ids) -> tuple[str, list]:
+    """Runnable: queued or running with a step due, not waiting for a retry time, and no live lease."""
+    moment_param = sql.param(JobState, "available_at", moment)
+    condition = """s.status IN (%s, %s) AND s.next_step IS NOT NULL
+          AND (s.available_at IS NULL OR s.available_at <= %s)
+          AND (s.lease_expires_at IS NULL OR s.lease_expires_at < %s)"""
+    params = [Status.QUEUED.value, Status.RUNNING.value, moment_param, moment_param]
+    if job_ids:
+        condition += f" AND s.job_id IN ({', '.join(['%s'] * len(job_ids))})"
+        params += list(job_ids)
+    return condition, params
+
+
 def _first_runnable(moment: datetime, job_ids) -> JobState | None:
     """The first runnable job's state (its spec attached), locked for this transaction; None if there is none.
 
-    Runnable: queued or running with a step due, not waiting for a retry time, and no live lease. In
-    (created_at, job_id) order; on PostgreSQL rows other workers hold are skipped, not waited for.
+    In (created_at, job_id) order; on PostgreSQL rows other workers hold are skipped, not waited for.
     """
-    moment_param = sql.param(JobState, "available_at", moment)
-    params = [Status.QUEUED.value, Status.RUNNING.value, moment_param, moment_param]
-    only = ""
-    if job_ids:
-        only = f"AND s.job_id IN ({', '.join(['%s'] * len(job_ids))})"
-        params += list(job_ids)
+    condition, params = _runnable_condition(moment, job_ids)
     lock = "FOR UPDATE OF s SKIP LOCKED" if connection.vendor == "postgresql" else ""
     statement = f"""
-        SELECT {sql.columns(JobState, "s")}, {sql.columns(JobSpec, "j")}
+        SELECT {sql.columns(JobState, "s", connection.vendor)}, {sql.columns(JobSpec, "j", connection.vendor)}
         FROM {JobState._meta.db_table} s JOIN {JobSpec._meta.db_table} j ON j.job_id = s.job_id
-        WHERE s.status IN (%s, %s) AND s.next_step IS NOT NULL
-          AND (s.available_at IS NULL OR s.available_at <= %s)
-          AND (s.lease_expires_at IS NULL OR s.lease_expires_at < %s)
-          {only}
+        WHERE {condition}
         ORDER BY s.created_at, s.job_id
         LIMIT 1 {lock}"""
     with connection.cursor() as cursor:
@@ -67,6 +71,14 @@ def _first_runnable(moment: datetime, job_ids) -> JobState | None:
     row = sql.instance(JobState, found[:width])
     row.job = sql.instance(JobSpec, found[width:])
     return row
+
+
+def any_runnable(job_ids=None) -> bool:
+    """Whether a claim could find work now: one read, no lock, no transaction (an idle worker's poll)."""
+    condition, params = _runnable_condition(now(), job_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {JobState._meta.db_table} s WHERE {condition} LIMIT 1", params)
+        return cursor.fetchone() is not None
 
 
 def start_event(state: DerivedState, *, worker_id: str, expires: datetime, recovered_from: str | None) -> NewEvent:

@@ -163,3 +163,30 @@ def test_a_step_longer_than_its_lease_keeps_it_while_its_worker_lives(process_en
         ("run", "owner", None), ("gates", "owner", None), ("registry", "owner", None),
     ]
     assert JobState.objects.get(job_id=job.job_id).status == "done"
+
+
+def test_a_loop_worker_picks_up_new_work_and_stops_on_sigterm(process_env):
+    # given a worker in loop mode on an empty database
+    ingest_tiny()
+    worker = start_run_jobs(process_env, "--interval", "0.05", "--worker-id", "looper")
+    time.sleep(1.5)
+    assert worker.poll() is None, worker.stderr.read()
+    # when a job is submitted, then it reaches the checkpoint; after approval it finishes, with no new process
+    job = submit()
+    wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "waiting_approval")
+    approve_waiting([job.job_id])
+    wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "done")
+    # and SIGTERM ends it cleanly
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "Traceback" not in err
+    assert {e.payload["worker"] for e in JobEvent.objects.filter(job_id=job.job_id, event_type="STEP_STARTED")} == {
+        "looper"}
+
+
+def wait_until(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -6,11 +6,12 @@ import time
 
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from jobs.errors import DomainError
 from jobs.ids import check_job_id
-from workflow.orchestrator import WorkerConfig, run_pass
+from workflow import claims
+from workflow.orchestrator import PassSummary, WorkerConfig, run_pass
 
 
 class Command(BaseCommand):
@@ -44,7 +45,19 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         while True:
             started = time.monotonic()
-            summary = run_pass(config, job_ids=jobs, max_steps=max_steps, report=lambda r: self.stdout.write(r.line()))
+            try:
+                # An idle worker polls with one read; only a pass that can find work takes the write lock.
+                idle = not once and not claims.any_runnable(jobs)
+                summary = PassSummary() if idle else run_pass(
+                    config, job_ids=jobs, max_steps=max_steps, report=lambda r: self.stdout.write(r.line())
+                )
+            except DatabaseError as exc:
+                if once:
+                    raise
+                # The database went away (restart, network): start again with a new connection.
+                self.stderr.write(f"database error, retrying in {interval:.0f}s: {exc}")
+                connection.close()
+                summary = PassSummary()
             if once or summary.steps:
                 self.stdout.write(
                     f"pass by {worker_id}: {len(summary.steps)} step(s), {summary.count('completed')} completed, "
@@ -53,5 +66,5 @@ class Command(BaseCommand):
                 )
             if once or stopping:
                 return
-            connection.close()
-            time.sleep(interval)
+            if not summary.steps:
+                time.sleep(interval)

@@ -1,0 +1,52 @@
+"""`any_runnable` (an idle worker's poll) agrees with what a claim would find, without taking a lock."""
+from datetime import timedelta
+
+import pytest
+
+from jobs.events import now
+from jobs.models import JobState
+from workflow import claims
+
+from .conftest import approve_waiting, ingest_tiny, submit
+from .test_pipeline import worker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job():
+    ingest_tiny()
+    return submit()
+
+
+def test_a_queued_job_is_runnable(job):
+    assert claims.any_runnable() is True
+    assert claims.any_runnable([job.job_id]) is True
+    assert claims.any_runnable(["0" * 12]) is False
+
+
+def test_a_job_waiting_for_approval_is_not_runnable_until_approved(job):
+    from workflow.orchestrator import run_pass
+
+    run_pass(worker())
+    assert JobState.objects.get(job_id=job.job_id).status == "waiting_approval"
+    assert claims.any_runnable() is False
+    approve_waiting([job.job_id])
+    assert claims.any_runnable() is True
+
+
+def test_a_live_lease_or_a_later_retry_time_is_not_runnable(job):
+    JobState.objects.filter(job_id=job.job_id).update(lease_owner="w", lease_expires_at=now() + timedelta(minutes=5))
+    assert claims.any_runnable() is False
+    JobState.objects.filter(job_id=job.job_id).update(lease_expires_at=now() - timedelta(seconds=1))
+    assert claims.any_runnable() is True
+    JobState.objects.filter(job_id=job.job_id).update(available_at=now() + timedelta(minutes=5))
+    assert claims.any_runnable() is False
+
+
+def test_any_runnable_matches_a_claim(job):
+    assert claims.any_runnable() is True
+    claim = claims.claim_next(worker_id="w", lease_seconds=60, max_attempts=3)
+    assert claim is not None and claim.job_id == job.job_id
+    assert claims.any_runnable() is False
+    assert claims.claim_next(worker_id="w2", lease_seconds=60, max_attempts=3) is None
