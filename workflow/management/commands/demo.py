@@ -75,7 +75,8 @@ class Command(BaseCommand):
                 f"{_pct(metrics.get('max_drawdown')):>7} {metrics.get('trades', '-'):>6}"
             )
         self.stdout.write(f"\nartifacts: {settings.EAM_ARTIFACT_ROOT}/jobs/<job>/ and {settings.EAM_ARTIFACT_ROOT}/dossiers/<run>/")
-        self.stdout.write("browse them: make serve, then http://127.0.0.1:8000/api/docs or /jobs (log in as demo-reviewer)")
+        self.stdout.write("browse them: make serve, then http://127.0.0.1:8000/ui/jobs (log in as demo-reviewer); "
+                          "also /admin/ and the API at /jobs (/api/docs)")
 
 
 def _num(value) -> str:
