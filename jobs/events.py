@@ -6,7 +6,7 @@ for the same seq cannot both win; the loser gets `Conflict`, never a duplicate.
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from contracts import canonical_json, sha256_hex, validate_event
 
@@ -14,7 +14,7 @@ from . import sql
 from .actors import Actor
 from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
-from .pipelines import EVENT_SCHEMA, EventType
+from .pipelines import EVENT_SCHEMA, EventType, Status
 from .state import DerivedState, IllegalTransition, apply_event, initial_state
 
 
@@ -153,7 +153,19 @@ def append_events(
         )
         if updated != 1:
             raise Conflict(f"job {job_id} changed while appending", code="seq_conflict")
+        _announce_if_runnable(job_id, new_state)
         return rows, new_state
+
+
+# Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
+# retried) is announced, and the notice is delivered when the transaction commits, never before.
+RUNNABLE_CHANNEL = "eam_job_runnable"
+
+
+def _announce_if_runnable(job_id: str, state: DerivedState) -> None:
+    if connection.vendor == "postgresql" and state.status == Status.QUEUED:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [RUNNABLE_CHANNEL, job_id])
 
 
 def append_event(*, job_id: str, expected_seq: int, event: NewEvent, **options) -> JobEvent:
@@ -170,5 +182,6 @@ def create_job(*, spec: JobSpec, submit_event: NewEvent) -> JobEvent:
         sql.insert(rows)
         sql.insert([JobState(job_id=spec.job_id, created_at=spec.created_at, updated_at=spec.created_at,
                              **projection_fields(new_state))])
+        _announce_if_runnable(spec.job_id, new_state)
         return rows[0]
 

@@ -5,6 +5,7 @@ lease holds — `FOR UPDATE SKIP LOCKED` on PostgreSQL, the IMMEDIATE write lock
 STEP_STARTED with the lease. The STEP_STARTED seq is the fencing token: the step's result must take the
 next seq, so a worker whose lease was taken over cannot write its stale result.
 """
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,7 +13,7 @@ from django.db import connection, transaction
 
 from jobs import sql
 from jobs.actors import Actor
-from jobs.events import NewEvent, append_events, format_time, now, state_from_row
+from jobs.events import RUNNABLE_CHANNEL, NewEvent, append_events, format_time, now, state_from_row
 from jobs.models import JobSpec, JobState
 from jobs.pipelines import EventType, Status
 from jobs.state import DerivedState
@@ -79,6 +80,21 @@ def any_runnable(job_ids=None) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {JobState._meta.db_table} s WHERE {condition} LIMIT 1", params)
         return cursor.fetchone() is not None
+
+
+def wait_for_work(seconds: float) -> None:
+    """Sleep up to `seconds`; on PostgreSQL wake as soon as a job is announced runnable (LISTEN/NOTIFY).
+
+    A notice only cuts the wait short: the caller still polls with `any_runnable`, so a lost notice (a
+    reconnect) costs at most `seconds`, never a job.
+    """
+    if connection.vendor != "postgresql":
+        time.sleep(seconds)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {RUNNABLE_CHANNEL}")  # idempotent; done again after any reconnect
+    for _ in connection.connection.notifies(timeout=seconds, stop_after=1):
+        pass
 
 
 def start_event(state: DerivedState, *, worker_id: str, expires: datetime, recovered_from: str | None) -> NewEvent:

@@ -190,3 +190,28 @@ def wait_until(condition, timeout=60.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_on_postgresql_an_idle_worker_wakes_on_a_submit_not_at_its_interval(process_env):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll every --interval")
+    # given a loop worker that would otherwise sleep 60 s between polls, idle past its first poll
+    ingest_tiny()
+    worker = start_run_jobs(process_env, "--interval", "60", "--worker-id", "listener")
+    time.sleep(2.5)
+    assert worker.poll() is None, worker.stderr.read()
+    # when a job is submitted, then it is compiled within seconds, not after a minute
+    submitted = time.monotonic()
+    job = submit()
+    wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "waiting_approval", timeout=20)
+    assert time.monotonic() - submitted < 20
+    # and an approval wakes it too; SIGTERM while idle stops it at once
+    approve_waiting([job.job_id])
+    wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "done", timeout=20)
+    stop_asked = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert time.monotonic() - stop_asked < 10

@@ -14,6 +14,10 @@ from workflow import claims
 from workflow.orchestrator import PassSummary, WorkerConfig, run_pass
 
 
+class _Stop(Exception):
+    """SIGTERM arrived while the worker was idle."""
+
+
 class Command(BaseCommand):
     help = "Advance runnable jobs: run each due step until the job waits for approval or ends."
     # A worker refuses to start without the guard triggers, but skips the URL checks: they import the
@@ -40,9 +44,15 @@ class Command(BaseCommand):
             raise CommandError("--lease-seconds must be at least 1")
         worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         config = WorkerConfig.from_settings(worker_id, lease_seconds)
-        stopping = []
+        stopping, waiting = [], []
+
+        def on_sigterm(*_):
+            stopping.append(True)
+            if waiting:  # idle between passes: stop now rather than at the end of the wait
+                raise _Stop
+
         if not once:
-            signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+            signal.signal(signal.SIGTERM, on_sigterm)
         while True:
             started = time.monotonic()
             try:
@@ -67,4 +77,15 @@ class Command(BaseCommand):
             if once or stopping:
                 return
             if not summary.steps:
-                time.sleep(interval)
+                try:
+                    waiting.append(True)
+                    try:
+                        claims.wait_for_work(interval)
+                    except DatabaseError:
+                        connection.close()
+                        time.sleep(interval)
+                    finally:
+                        waiting.clear()
+                except _Stop:
+                    return
+
