@@ -1,9 +1,13 @@
 """Failures: unexpected errors are retried up to the limit, expected ones go to ERROR at once; retry recovers."""
+import os
+
 import pytest
 
 from jobs import services
 from jobs.actors import Actor
 from jobs.models import JobEvent, JobState
+from research.artifacts import artifact_storage
+from research.snapshots import data_path
 from workflow.orchestrator import WorkerConfig, run_pass
 
 from .conftest import blueprint, events_of, executions, ingest_tiny, submit
@@ -60,13 +64,20 @@ def test_invalid_blueprint_goes_to_error_with_the_compiler_message_without_retry
 
 
 @pytest.mark.django_db
-def test_retry_after_the_missing_snapshot_is_ingested_completes_the_job(db):
-    job = submit(snapshot_id="late_snap")
+def test_retry_after_the_lost_snapshot_file_is_restored_completes_the_job(db):
+    # given a job on a snapshot whose stored file was lost after ingest
+    snapshot = ingest_tiny("lost_snap")
+    job = submit(snapshot_id="lost_snap")
+    os.remove(artifact_storage().path(data_path("lost_snap")))
+    # when a pass runs, then compile fails as expected (no retry) and says why
     run_pass(worker())
     state = JobState.objects.get(job_id=job.job_id)
-    assert state.status == "error" and state.error["error_class"] == "SnapshotNotFound"
-    ingest_tiny("late_snap")
-    services.retry(job_id=job.job_id, actor=OPERATOR, reason="snapshot ingested")
+    assert state.status == "error" and state.error["error_class"] == "SnapshotError"
+    assert "is missing" in state.error["message"]
+    assert [e for e in events_of(job.job_id) if e == "STEP_FAILED"] == []
+    # when the same data is ingested again (which restores the file) and an operator retries, it completes
+    assert ingest_tiny("lost_snap").snapshot.sha256 == snapshot.snapshot.sha256
+    services.retry(job_id=job.job_id, actor=OPERATOR, reason="snapshot file restored")
     run_pass(worker())
     state.refresh_from_db()
     assert (state.status, state.waiting_step) == ("waiting_approval", "runspec")
