@@ -165,10 +165,11 @@ def test_a_step_longer_than_its_lease_keeps_it_while_its_worker_lives(process_en
     assert JobState.objects.get(job_id=job.job_id).status == "done"
 
 
-def test_a_loop_worker_picks_up_new_work_and_stops_on_sigterm(process_env):
+def test_a_loop_worker_picks_up_new_work_and_stops_on_sigterm(process_env, request):
     # given a worker in loop mode on an empty database
     ingest_tiny()
     worker = start_run_jobs(process_env, "--interval", "0.05", "--worker-id", "looper")
+    request.addfinalizer(lambda: stop(worker))
     time.sleep(1.5)
     assert worker.poll() is None, worker.stderr.read()
     # when a job is submitted, then it reaches the checkpoint; after approval it finishes, with no new process
@@ -185,6 +186,13 @@ def test_a_loop_worker_picks_up_new_work_and_stops_on_sigterm(process_env):
         "looper"}
 
 
+def stop(process):
+    """A worker a failed test left running must not keep the test database open."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def wait_until(condition, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -192,7 +200,7 @@ def wait_until(condition, timeout=60.0):
         time.sleep(0.05)
 
 
-def test_on_postgresql_an_idle_worker_wakes_on_a_submit_not_at_its_interval(process_env):
+def test_on_postgresql_an_idle_worker_wakes_on_a_submit_not_at_its_interval(process_env, request):
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -200,6 +208,7 @@ def test_on_postgresql_an_idle_worker_wakes_on_a_submit_not_at_its_interval(proc
     # given a loop worker that would otherwise sleep 60 s between polls, idle past its first poll
     ingest_tiny()
     worker = start_run_jobs(process_env, "--interval", "60", "--worker-id", "listener")
+    request.addfinalizer(lambda: stop(worker))
     time.sleep(2.5)
     assert worker.poll() is None, worker.stderr.read()
     # when a job is submitted, then it is compiled within seconds, not after a minute
