@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from contracts import canonical_json, content_id, sha256_hex, validate
+from research.errors import SnapshotNotFound
+from research.snapshots import get_snapshot
 
 from .actors import Actor
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -40,6 +42,13 @@ def _validate_spec(spec) -> Kind:
             f"unknown policy bundle {spec['policy_bundle_id']}", code="unknown_policy_bundle",
             errors=[{"path": "/policy_bundle_id", "message": "no such policy bundle"}],
         )
+    try:
+        get_snapshot(spec["snapshot_id"])  # refused here rather than as an ERROR at compile
+    except SnapshotNotFound:
+        raise InvalidInput(
+            f"unknown snapshot {spec['snapshot_id']}", code="unknown_snapshot",
+            errors=[{"path": "/snapshot_id", "message": "no such data snapshot (see GET /snapshots)"}],
+        ) from None
     return Kind(spec["kind"])
 
 

@@ -47,7 +47,7 @@ def test_no_admin_page_fails_for_any_job_state(people, every_status, who):
         assert client.get(url).status_code == 200, url
     for url, pk in (("/admin/jobs/jobevent/", JobEvent.objects.order_by("id").last().pk),
                     ("/admin/research/registryentry/", RegistryEntry.objects.get().pk),
-                    ("/admin/research/datasnapshot/", DataSnapshot.objects.get().pk)):
+                    ("/admin/research/datasnapshot/", DataSnapshot.objects.first().pk)):
         assert client.get(f"{url}{pk}/change/").status_code == 200, url
     assert client.get(f"{ADMIN}0123456789ab/change/").status_code == 302  # unknown job: back to the index
     assert client.get(f"{ADMIN}not-an-id/change/").status_code == 302
@@ -72,7 +72,7 @@ def test_the_job_page_shows_the_spec_timeline_and_artifact_links(people, every_s
 def test_records_are_view_only_and_nothing_is_deleted(people, every_status):
     event = JobEvent.objects.order_by("id").first()
     entry = RegistryEntry.objects.get()
-    snapshot = DataSnapshot.objects.get()
+    snapshot = DataSnapshot.objects.first()
     job = every_status["done"]
     before = (JobSpec.objects.count(), event_count(), RegistryEntry.objects.count(), DataSnapshot.objects.count())
     client = logged_in(people.superuser)

@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from jobs.models import JobState
 
+from ..jobs.factories import given_snapshot
 from .builders import (
     a_blueprint, a_job_spec, an_idea, assert_error, client_for, counts, error_job, post_json, submitted, waiting_job,
 )
@@ -100,7 +101,7 @@ def test_resubmitting_the_same_content_is_200_and_writes_nothing(people):
 
 
 def test_default_snapshot_is_used_when_none_is_given(people, settings):
-    settings.EAM_DEFAULT_SNAPSHOT_ID = "fallback_snap"
+    settings.EAM_DEFAULT_SNAPSHOT_ID = given_snapshot("fallback_snap")
     response = post_json(client_for(people.submitter), "/jobs/blueprint", a_blueprint(name="fallback"))
     assert response.status_code == 201
     assert response.json()["snapshot_id"] == "fallback_snap"

@@ -52,6 +52,16 @@ def new_blueprint_job(*, submitter: str = "alice", fast: int = 10) -> JobSpec:
     return job
 
 
+def given_snapshot(snapshot_id: str = "demo_snapshot") -> str:
+    """Ingest a small synthetic data snapshot: a submission must name one that exists. Returns its id."""
+    from research.demo_data import demo_csv
+    from research.snapshots import ingest_csv
+
+    data = demo_csv(snapshot_id, symbols=("AAA", "BBB"), start="2023-01-02", end="2023-02-01")
+    ingest_csv(snapshot_id=snapshot_id, data=data, source="tests")
+    return snapshot_id
+
+
 def append(job_id: str, *events: NewEvent) -> list[JobEvent]:
     """Append `events` after the job's last event, as one batch."""
     last = JobState.objects.values_list("last_seq", flat=True).get(job_id=job_id)

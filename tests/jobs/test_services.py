@@ -12,13 +12,21 @@ from jobs.actors import Actor
 from jobs.errors import Conflict, Forbidden, InvalidInput, NotFound
 from jobs.models import JobEvent, JobSpec, JobState
 
-from .factories import SHA_A, SHA_B, a_blueprint, an_idea, store_snapshot, to_done, to_error, to_runspec_review
+from .factories import (
+    SHA_A, SHA_B, a_blueprint, an_idea, given_snapshot, store_snapshot, to_done, to_error, to_runspec_review,
+)
 
 pytestmark = pytest.mark.django_db
 
 ALICE = Actor("user", "alice")  # submits
 BOB = Actor("user", "bob")  # reviews
 OPS = Actor("user", "ops")  # operates
+
+
+@pytest.fixture(autouse=True)
+def _demo_snapshot(db):
+    """The snapshot the jobs here are submitted against: a submission must name one that exists."""
+    given_snapshot("demo_snapshot")
 
 
 @contextmanager
@@ -122,14 +130,14 @@ def test_submit_is_idempotent_by_content_whoever_submits():
 def test_a_different_blueprint_or_snapshot_is_a_different_job():
     job, _ = submit()
     other, created = submit(blueprint=a_blueprint(fast=11))
-    elsewhere, created_too = submit(snapshot_id="other_snapshot")
+    elsewhere, created_too = submit(snapshot_id=given_snapshot("other_snapshot"))
 
     assert created and created_too
     assert len({job.job_id, other.job_id, elsewhere.job_id}) == 3
 
 
 def test_submit_uses_the_default_snapshot_when_none_is_given(settings):
-    settings.EAM_DEFAULT_SNAPSHOT_ID = "default_snapshot"
+    settings.EAM_DEFAULT_SNAPSHOT_ID = given_snapshot("default_snapshot")
     job, created = services.submit_blueprint(blueprint=a_blueprint(), actor=ALICE)
     assert created and job.snapshot_id == "default_snapshot"
 
@@ -183,6 +191,18 @@ def test_a_blueprint_that_is_not_an_object_is_refused():
     with refused(InvalidInput, "invalid_job_spec") as caught:
         submit(blueprint=["not", "an", "object"])
     assert [e["path"] for e in caught.value.errors] == ["/blueprint"]
+
+
+@pytest.mark.parametrize("submit_it", [
+    lambda: submit(snapshot_id="no_such_snapshot"),
+    lambda: services.submit_idea(idea=an_idea(), actor=ALICE, snapshot_id="no_such_snapshot"),
+    lambda: services.submit_job_spec(spec={**job_spec(), "snapshot_id": "no_such_snapshot"}, actor=ALICE),
+], ids=["blueprint", "idea", "job_spec"])
+def test_a_job_on_an_unknown_snapshot_is_refused_at_submit(submit_it):
+    # given no snapshot no_such_snapshot: the job would only fail at its compile step
+    with refused(InvalidInput, "unknown_snapshot") as caught:
+        submit_it()
+    assert caught.value.errors == [{"path": "/snapshot_id", "message": "no such data snapshot (see GET /snapshots)"}]
 
 
 def test_an_unknown_policy_bundle_is_refused():

@@ -1,7 +1,14 @@
 """Fixtures of the /ui tests; the builders themselves are in builders.py."""
 import pytest
 
-from ..api.builders import People, make_people
+from ..api.builders import SNAPSHOT, People, make_people
+from ..jobs.factories import given_snapshot
+
+
+@pytest.fixture(autouse=True)
+def _snapshot(db):
+    """The snapshot the jobs here are submitted against: a submission must name one that exists."""
+    given_snapshot(SNAPSHOT)
 
 
 @pytest.fixture
