@@ -72,11 +72,13 @@ def _resolved_root(location: str) -> str:
     return os.path.realpath(location)
 
 
-def _local_path(storage, path: str) -> Path:
-    """The file system path of `path`, refused if a symlink on the way leads out of the root.
+def _local_path(storage, path: str, within: str | None = None) -> Path:
+    """The file system path of `path`, refused if a symlink on the way leads out of the root, or out of the
+    folder `within` when one is given.
 
     `check_path` already refused `..` and absolute paths, so only a symlink below the root can lead out:
     each existing component is looked at (lstat), and only when one is a symlink is the path resolved.
+    The folder is taken as written, never resolved: nothing is read through a folder that is itself a link.
     """
     root = _resolved_root(storage.location)
     current = root
@@ -88,6 +90,8 @@ def _local_path(storage, path: str) -> Path:
             break  # nothing below exists yet, so no symlink either
         if stat.S_ISLNK(mode):
             target = os.path.realpath(os.path.join(root, path))
+            if within is not None and not target.startswith(os.path.join(root, within) + os.sep):
+                raise ArtifactNotFound(f"artifact {path} resolves outside {within}")
             if not target.startswith(root + os.sep):
                 raise UnsafePath(f"artifact path {path!r} resolves outside the artifact root")
             return Path(target)
@@ -229,11 +233,16 @@ def _compare(path: str, existing: bytes, data: bytes) -> None:
         )
 
 
-def read_artifact(path: str) -> bytes:
+def read_artifact(path: str, *, within: str | None = None) -> bytes:
+    """The bytes at `path`. With `within` (a folder such as `jobs/<job_id>`), the one confinement every
+    reader of a job's or run's files goes through: a path outside that folder, directly or through a
+    symlink anywhere on the way, is ArtifactNotFound, as if the file were not there."""
     check_path(path)
+    if within is not None and not path.startswith(check_path(within) + "/"):
+        raise ArtifactNotFound(f"artifact {path} is outside {within}")
     storage = artifact_storage()
     if isinstance(storage, FileSystemStorage):
-        target = _local_path(storage, path)
+        target = _local_path(storage, path, within)
         if not target.is_file():
             raise ArtifactNotFound(f"artifact {path} does not exist")
         return target.read_bytes()

@@ -9,16 +9,9 @@ from .builders import small_csv
 
 
 @pytest.fixture(autouse=True)
-def artifact_root(tmp_path, settings) -> Path:
-    """Every test writes its artifacts to its own empty folder (the storage is resolved on each call)."""
-    root = tmp_path / "artifacts"
-    root.mkdir()
-    settings.EAM_ARTIFACT_ROOT = str(root)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
-    }
-    return root
+def _own_artifact_root(artifact_root) -> Path:
+    """Every research test writes its artifacts to its own empty folder."""
+    return artifact_root
 
 
 @pytest.fixture

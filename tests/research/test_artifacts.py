@@ -76,6 +76,31 @@ def test_a_symlink_leading_out_of_the_root_is_refused(artifact_root, tmp_path):
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
 
+def test_a_read_within_a_folder_stays_in_that_folder_through_symlinks(artifact_root, tmp_path):
+    # given two job folders, a secret outside the root, and links from job A to both
+    write_artifact("jobs/aaaaaaaaaaaa/outputs/runspec.json", b"mine")
+    write_artifact("jobs/bbbbbbbbbbbb/outputs/runspec.json", b"theirs")
+    (tmp_path / "secret.txt").write_bytes(b"secret")
+    outputs = artifact_root / "jobs/aaaaaaaaaaaa/outputs"
+    os.symlink(artifact_root / "jobs/bbbbbbbbbbbb/outputs/runspec.json", outputs / "borrowed.json")
+    os.symlink(tmp_path / "secret.txt", outputs / "leak.txt")
+    os.symlink(outputs / "runspec.json", outputs / "latest.json")
+    os.symlink(artifact_root / "jobs/bbbbbbbbbbbb", artifact_root / "jobs/cccccccccccc")
+    mine = "jobs/aaaaaaaaaaaa"
+
+    # then a link inside the folder is followed, and every way out of it is "not there"
+    assert read_artifact(f"{mine}/outputs/latest.json", within=mine) == b"mine"
+    for path, within in ((f"{mine}/outputs/borrowed.json", mine), (f"{mine}/outputs/leak.txt", mine),
+                         ("jobs/cccccccccccc/outputs/runspec.json", "jobs/cccccccccccc"),
+                         ("jobs/bbbbbbbbbbbb/outputs/runspec.json", mine)):
+        with pytest.raises(ArtifactNotFound, match="outside"):
+            read_artifact(path, within=within)
+    # without a folder, only the root confines: another job's file is readable, the outside is not
+    assert read_artifact(f"{mine}/outputs/borrowed.json") == b"theirs"
+    with pytest.raises(UnsafePath, match="outside the artifact root"):
+        read_artifact(f"{mine}/outputs/leak.txt")
+
+
 def test_reading_a_missing_artifact_says_so():
     with pytest.raises(ArtifactNotFound, match="nothing/here.txt does not exist"):
         read_artifact("nothing/here.txt")

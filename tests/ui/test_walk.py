@@ -1,4 +1,5 @@
 """No /ui page answers 500: every page, for a job in every status, as every kind of person, and bad ids."""
+import os
 import re
 
 import pytest
@@ -87,6 +88,28 @@ def test_artifact_links_of_the_job_page_download_with_the_session(people):
     assert not [link for link in links if "holdout/curve" in link or "holdout/trades" in link]
     for link in links:
         assert client.get(link).status_code == 200, link
+
+
+@pytest.mark.parametrize("target", ["another job's folder", "outside the root"])
+def test_gate_results_behind_a_symlink_out_of_the_job_folder_are_not_shown(people, tmp_path, artifact_root, target):
+    # given a done job whose gate_results.json was replaced by a link to the same bytes elsewhere (so even
+    # the recorded sha256 would match)
+    job = done_job_with_run(people.submitter, people.reviewer)
+    root = str(artifact_root)
+    path = os.path.join(root, "jobs", job.job_id, "outputs", "gate_results.json")
+    neighbour = os.path.join(root, "jobs", waiting_job(people.submitter, "neighbour").job_id)
+    elsewhere = neighbour if target.startswith("another") else str(tmp_path)
+    os.makedirs(elsewhere, exist_ok=True)
+    moved = os.path.join(elsewhere, "gate_results.json")
+    os.replace(path, moved)
+    os.symlink(moved, path)
+
+    # then the job page says it cannot read them, and shows none of their content
+    page = client_for(people.reviewer).get(f"/ui/jobs/{job.job_id}")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "cannot read outputs/gate_results.json" in text and "resolves outside" in text
+    assert 'class="gates"' not in text
 
 
 def test_public_reads_show_no_decision_forms(people, settings):
