@@ -11,14 +11,13 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
+from django.core.cache import cache
 from django.db.models import Q
 
 from contracts import sha256_hex
-from research.artifacts import artifact_storage, check_path, list_artifacts, read_artifact
+from research.artifacts import check_path, list_artifacts, read_artifact
 from research.errors import ArtifactNotFound
 from research.models import DataSnapshot, RegistryEntry
 from research.policies import list_policy_bundles
@@ -28,6 +27,7 @@ from .ids import RUN_ID_RE, check_job_id
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import RESULT_EVENTS, TERMINAL_STATUSES, EventType, Status
 from .policy import four_eyes_required
+from .review import with_verdict
 from .roles import APPROVE, OPERATE
 
 ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
@@ -87,32 +87,64 @@ def _job_cursor_after(cursor: str) -> Q:
 
 # -- jobs ------------------------------------------------------------------------------------------------------
 
-def job_summary(state: JobState) -> dict:
-    """The fields of a job every list shows; `state.job` must be loaded (select_related)."""
-    job = state.job
-    return {
-        "job_id": job.job_id,
-        "kind": job.kind,
-        "status": state.status,
-        "waiting_step": state.waiting_step,
-        "next_step": state.next_step,
-        "attempt": state.attempt,
-        "last_seq": state.last_seq,
-        "last_event_type": state.last_event_type,
-        "snapshot_id": job.snapshot_id,
-        "policy_bundle_id": job.policy_bundle_id,
-        "root_job_id": job.root_job_id,
-        "parent_job_id": job.parent_job_id,
-        "generation": job.generation,
-        "submitted_by": job.submitted_by,
-        "created_at": iso(job.created_at),
-        "updated_at": iso(state.updated_at),
-    }
+# Bump when the fields of a job's summary or detail change: pages and details kept in a cache shared by
+# processes (EAM_CACHE_URL) carry it in their keys, so none is answered in an older shape after a deploy.
+ANSWER_SHAPE = 1
+
+# What every job list shows: name in the answer -> JobState lookup. Lists read these as values, not models:
+# building two model instances per row was most of a list's time.
+SUMMARY_COLUMNS = {
+    "job_id": "job_id", "kind": "kind", "status": "status", "waiting_step": "waiting_step",
+    "next_step": "next_step", "attempt": "attempt", "last_seq": "last_seq", "last_event_type": "last_event_type",
+    "snapshot_id": "job__snapshot_id", "policy_bundle_id": "job__policy_bundle_id",
+    "root_job_id": "job__root_job_id", "parent_job_id": "job__parent_job_id", "generation": "job__generation",
+    "submitted_by": "job__submitted_by", "created_at": "created_at", "updated_at": "updated_at",
+}
 
 
-def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50) -> Page:
-    """Jobs in the order they were created (created_at, job_id), `limit` at a time: one query per page."""
-    rows = JobState.objects.select_related("job").defer("job__spec").order_by("created_at", "job_id")
+def _summary(row: dict, verdict: str | None) -> dict:
+    """A job's summary from a row of `JobState.objects.values(*SUMMARY_COLUMNS.values())`."""
+    summary = {name: row[lookup] for name, lookup in SUMMARY_COLUMNS.items()}
+    summary["created_at"], summary["updated_at"] = iso(row["created_at"]), iso(row["updated_at"])
+    summary["verdict"] = verdict
+    return summary
+
+
+def _verdicts(job_ids: list[str]) -> dict[str, str | None]:
+    """The gates verdict of each job, as jobs.review.with_verdict defines it: one query for a page of jobs.
+
+    Asked for the page only: in the page's own query SQLite would compute it for every row it sorts.
+    """
+    if not job_ids:
+        return {}
+    return dict(with_verdict(JobSpec.objects.filter(job_id__in=job_ids)).values_list("job_id", "verdict"))
+
+
+def _job_row(job_id: str, columns) -> dict:
+    """`columns` of one job's JobState row, and its `verdict`: one query. NotFound for an unknown or malformed id."""
+    check_job_id(job_id)
+    row = with_verdict(JobState.objects.filter(job_id=job_id)).values(*columns, "verdict").first()
+    if row is None:
+        raise NotFound(f"job {job_id} not found", code="job_not_found")
+    return row
+
+
+def job_summary(job_id: str) -> dict:
+    """One job's summary with its verdict: one query."""
+    row = _job_row(job_id, SUMMARY_COLUMNS.values())
+    return _summary(row, row["verdict"])
+
+
+def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50, where: Q | None = None) -> Page:
+    """Jobs in the order they were created (created_at, job_id), `limit` at a time.
+
+    A page shows nothing of a job that changes without an event, and a job's `last_hash` names its events
+    (the hash chain). So a page is kept in Django's cache under the (job_id, last_hash) of its rows: a page
+    seen before costs one small query, a new one (or one with a job that moved on) two more, its rows and
+    their verdicts. `where` narrows the list further (the /ui queue: the jobs a reviewer may decide) with the
+    same order and cursors, so a page never repeats or skips a job.
+    """
+    rows = JobState.objects.order_by("created_at", "job_id")
     if filters.status:
         rows = rows.filter(status=filters.status)
     if filters.kind:
@@ -123,15 +155,28 @@ def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50
         rows = rows.filter(job__root_job_id=filters.root_job_id)
     if filters.snapshot_id:
         rows = rows.filter(job__snapshot_id=filters.snapshot_id)
+    if where is not None:
+        rows = rows.filter(where)
     if cursor:
         rows = rows.filter(_job_cursor_after(cursor))
-    found = list(rows[: limit + 1])
+    versions = list(rows.values_list("job_id", "last_hash")[: limit + 1])
+    key = "eam:job-page:" + sha256_hex(repr((ANSWER_SHAPE, limit, versions)))
+    page = cache.get(key)
+    if page is None:
+        found = list(rows.values(*SUMMARY_COLUMNS.values(), "last_hash")[: limit + 1])
+        page = _page(found, limit)
+        if [(row["job_id"], row["last_hash"]) for row in found] == versions:
+            cache.set(key, page)  # else a job moved on between the two reads: this is not that version's page
+    return page
+
+
+def _page(found: list[dict], limit: int) -> Page:
     page = found[:limit]
     next_cursor = None
     if len(found) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor([iso(last.created_at), last.job_id])
-    return Page(results=[job_summary(state) for state in page], next_cursor=next_cursor)
+        next_cursor = encode_cursor([iso(page[-1]["created_at"]), page[-1]["job_id"]])
+    verdicts = _verdicts([row["job_id"] for row in page])
+    return Page(results=[_summary(row, verdicts[row["job_id"]]) for row in page], next_cursor=next_cursor)
 
 
 def get_job_state(job_id: str) -> JobState:
@@ -143,29 +188,33 @@ def get_job_state(job_id: str) -> JobState:
         raise NotFound(f"job {job_id} not found", code="job_not_found") from None
 
 
-def allowed_actions(*, job: JobSpec, state: JobState, user) -> dict:
-    """What `user` may do to the job now: the same rules the services enforce, asked without trying."""
+def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, user) -> dict:
+    """What `user` may do to a job (its status, submitter, policy bundle) now: the same rules the services
+    enforce, asked without trying."""
     # Permissions are only looked up where the state allows the action at all (a finished job: no query).
     signed_in = bool(user and user.is_authenticated)
     may_decide = (
-        signed_in and state.status == Status.WAITING_APPROVAL and user.has_perm(APPROVE)
-        and not (four_eyes_required(job.policy_bundle_id) and user.get_username() == job.submitted_by)
+        signed_in and status == Status.WAITING_APPROVAL and user.has_perm(APPROVE)
+        and not (four_eyes_required(policy_bundle_id) and user.get_username() == submitted_by)
     )
-    may_operate = signed_in and state.status not in TERMINAL_STATUSES and user.has_perm(OPERATE)
+    may_operate = signed_in and status not in TERMINAL_STATUSES and user.has_perm(OPERATE)
     return {
         "can_approve": may_decide,
         "can_reject": may_decide,
-        "can_retry": may_operate and state.status == Status.ERROR,
+        "can_retry": may_operate and status == Status.ERROR,
         "can_cancel": may_operate,
     }
 
 
-def _recorded_artifacts(job_id: str) -> tuple[list[dict], str | None, bool]:
-    """(artifacts the job's events record, its run id, whether its run completed): one query."""
-    rows = (
-        JobEvent.objects.filter(job_id=job_id, event_type__in=ARTIFACT_EVENTS)
-        .order_by("seq").values_list("seq", "event_type", "step", "payload")
-    )
+def _recorded_artifacts(job_id: str, up_to_seq: int | None = None) -> tuple[list[dict], str | None, bool]:
+    """(artifacts the job's events record, its run id, whether its run completed): one query.
+
+    `up_to_seq` reads the log as it stood at that event, so that it agrees with a state read before.
+    """
+    rows = JobEvent.objects.filter(job_id=job_id, event_type__in=ARTIFACT_EVENTS)
+    if up_to_seq is not None:
+        rows = rows.filter(seq__lte=up_to_seq)
+    rows = rows.order_by("seq").values_list("seq", "event_type", "step", "payload")
     artifacts, run_id, ran = [], None, False
     for seq, event_type, step, payload in rows:
         for ref in payload.get("artifacts") or []:
@@ -176,32 +225,42 @@ def _recorded_artifacts(job_id: str) -> tuple[list[dict], str | None, bool]:
     return artifacts, run_id, ran
 
 
+DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "review_sha256", "error", "lease_owner", "lease_expires_at",
+                  "job__spec", "job__spec_sha256")
+
+
 def job_detail(*, job_id: str, user) -> dict:
-    """Spec, derived state, lineage, recorded artifacts and what `user` may do now: four queries."""
-    state = get_job_state(job_id)
-    job = state.job
-    artifacts, run_id, _ = _recorded_artifacts(job_id)
+    """Spec, derived state, verdict, lineage, recorded artifacts and what `user` may do now: three queries
+    (and the user's permissions, where the state allows an action at all).
+
+    Everything but the lease, the children and what the caller may do is fixed by the events up to
+    `last_seq` (jobs.api.detail keeps the rendered answer on that).
+    """
+    row = _job_row(job_id, DETAIL_COLUMNS)
+    summary = _summary(row, row["verdict"])
+    artifacts, run_id, _ = _recorded_artifacts(job_id, up_to_seq=row["last_seq"])
     children = list(
-        JobSpec.objects.filter(root_job_id=job.root_job_id, parent_job_id=job_id)
+        JobSpec.objects.filter(root_job_id=summary["root_job_id"], parent_job_id=job_id)
         .order_by("created_at", "job_id").values_list("job_id", flat=True)
     )
     return {
-        **job_summary(state),
-        "spec": job.spec,
-        "spec_sha256": job.spec_sha256,
-        "review_sha256": state.review_sha256,
-        "error": state.error,
-        "lease_owner": state.lease_owner,
-        "lease_expires_at": iso(state.lease_expires_at),
+        **summary,
+        "spec": row["job__spec"],
+        "spec_sha256": row["job__spec_sha256"],
+        "review_sha256": row["review_sha256"],
+        "error": row["error"],
+        "lease_owner": row["lease_owner"],
+        "lease_expires_at": iso(row["lease_expires_at"]),
         "lineage": {
-            "root_job_id": job.root_job_id,
-            "parent_job_id": job.parent_job_id,
-            "generation": job.generation,
+            "root_job_id": summary["root_job_id"],
+            "parent_job_id": summary["parent_job_id"],
+            "generation": summary["generation"],
             "children": children,
         },
         "run_id": run_id,
         "artifacts": artifacts,
-        **allowed_actions(job=job, state=state, user=user),
+        **allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
+                          policy_bundle_id=row["job__policy_bundle_id"], user=user),
     }
 
 
@@ -343,22 +402,10 @@ def _artifact_missing(path: str) -> NotFound:
     return NotFound(f"no artifact {path}", code="artifact_not_found")
 
 
-def _confined(storage_path: str, folder: str) -> bool:
-    """Whether `storage_path` stays inside `folder` once symlinks are resolved (local storage)."""
-    storage = artifact_storage()
-    if not isinstance(storage, FileSystemStorage):
-        return storage_path.startswith(folder + "/")
-    root = Path(storage.location).resolve()
-    base = (root / folder).resolve()
-    target = (root / storage_path).resolve()
-    return base.is_relative_to(root) and target.is_relative_to(base) and target != base
-
-
 def _read_confined(storage_path: str, folder: str, shown_as: str) -> bytes:
-    if not _confined(storage_path, folder):
-        raise _artifact_missing(shown_as)
+    """The file's bytes if it lies in `folder` (symlinks included: research.artifacts confines); else 404."""
     try:
-        return read_artifact(storage_path)
+        return read_artifact(storage_path, within=folder)
     except ArtifactNotFound:
         raise _artifact_missing(shown_as) from None
 
@@ -379,9 +426,13 @@ def job_artifacts(*, job_id: str) -> dict:
     for alias, folder in _folders(job_id):
         for storage_path in list_artifacts(folder):
             path = alias + storage_path[len(folder) + 1:]
-            if any(part.startswith(".") for part in path.split("/")) or not _confined(storage_path, folder):
+            if any(part.startswith(".") for part in path.split("/")):
                 continue
-            listed.append(ArtifactFile(path, storage_path, read_artifact(storage_path)).describe())
+            try:
+                data = read_artifact(storage_path, within=folder)
+            except ArtifactNotFound:
+                continue  # a symlink out of the folder: not this job's file
+            listed.append(ArtifactFile(path, storage_path, data).describe())
     return {"job_id": job_id, "artifacts": listed}
 
 

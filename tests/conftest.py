@@ -43,11 +43,32 @@ def _flush_through_guards():
 
 
 @pytest.fixture(autouse=True)
-def _no_snapshot_rows_from_other_tests():
-    """Each test starts from an empty database, so nothing a process remembers of snapshots may carry over."""
+def _nothing_remembered_from_other_tests():
+    """Each test starts from an empty database, so nothing a process remembers of snapshots, tokens, job
+    details or verdicts may carry over."""
+    from django.core.cache import cache
+
+    from jobs.api.authentication import forget_tokens
     from research.snapshots import forget_cached_snapshots
 
     forget_cached_snapshots()
+    forget_tokens()
+    cache.clear()
+
+
+@pytest.fixture
+def artifact_root(tmp_path, settings) -> Path:
+    """The test's own empty artifact root, for a test that changes files behind the storage's back (the
+    session's root is shared, and runs and jobs are content-addressed: the same ids come back in other tests).
+    The storage is resolved on each call, so the settings are enough."""
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    settings.EAM_ARTIFACT_ROOT = str(root)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
+    }
+    return root
 
 
 def database_url() -> str:

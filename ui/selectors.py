@@ -1,14 +1,14 @@
 """Reads the /ui pages need beyond jobs.selectors and jobs.review (shared with the admin): the reviewer's
-queue, status counts, verdicts of a page of jobs, gate results, a spec in a few lines. Each runs a fixed
-number of queries; nothing here writes.
+queue, status counts, gate results, a spec in a few lines. Each runs a fixed number of queries; nothing
+here writes.
 """
 import json
 
 from django.db.models import Count, Q
 
 from contracts import sha256_hex, validate
-from jobs import review, selectors
-from jobs.models import JobSpec, JobState
+from jobs import selectors
+from jobs.models import JobState
 from jobs.pipelines import EventType, Status
 from jobs.policy import four_eyes_required
 from jobs.roles import APPROVE
@@ -35,30 +35,15 @@ def _relaxed_bundles() -> list[str]:
 
 
 def waiting_for_review(*, user, cursor: str | None, limit: int) -> selectors.Page:
-    """Jobs waiting at a checkpoint that `user` may decide (the rules of allowed_actions): one query a page."""
+    """Jobs waiting at a checkpoint that `user` may decide (the rules of allowed_actions), paged and kept as
+    jobs.selectors.list_jobs pages every list."""
     if not (user.is_authenticated and user.has_perm(APPROVE)):
         return selectors.Page(results=[], next_cursor=None)
-    rows = (JobState.objects.select_related("job").defer("job__spec")
-            .filter(status=Status.WAITING_APPROVAL).order_by("created_at", "job_id"))
     own = Q(job__submitted_by=user.get_username())
     relaxed = _relaxed_bundles()
-    rows = rows.exclude(own & ~Q(job__policy_bundle_id__in=relaxed) if relaxed else own)
-    if cursor:
-        # The same keyset as jobs.selectors.list_jobs, so a page never repeats or skips a job.
-        rows = rows.filter(selectors._job_cursor_after(cursor))
-    found = list(rows[: limit + 1])
-    page = found[:limit]
-    next_cursor = None
-    if len(found) > limit:
-        next_cursor = selectors.encode_cursor([selectors.iso(page[-1].created_at), page[-1].job_id])
-    return selectors.Page(results=[selectors.job_summary(state) for state in page], next_cursor=next_cursor)
-
-
-def with_verdicts(jobs: list[dict]) -> list[dict]:
-    """The rows of a job list, each with its gates verdict as jobs.review defines it (or None): one query."""
-    found = review.with_verdict(JobSpec.objects.filter(job_id__in=[j["job_id"] for j in jobs]))
-    verdicts = dict(found.values_list("job_id", "verdict"))
-    return [{**job, "verdict": verdicts.get(job["job_id"])} for job in jobs]
+    own_and_four_eyes = own & ~Q(job__policy_bundle_id__in=relaxed) if relaxed else own
+    return selectors.list_jobs(filters=selectors.JobFilters(status=Status.WAITING_APPROVAL), cursor=cursor,
+                               limit=limit, where=~own_and_four_eyes)
 
 
 # -- one job -----------------------------------------------------------------------------------------------
@@ -74,12 +59,13 @@ def gate_results(detail: dict) -> dict | None:
     The file is checked against the sha256 the event recorded and against its contract, so that the table a
     reviewer reads is the evidence the verdict was computed from; a problem is reported, not raised.
     """
-    path = f"jobs/{detail['job_id']}/{GATE_RESULTS_FILE}"
+    folder = f"jobs/{detail['job_id']}"
+    path = f"{folder}/{GATE_RESULTS_FILE}"
     recorded = next((a for a in detail["artifacts"] if a["path"] == path), None)
     if recorded is None:
         return None
     try:
-        data = read_artifact(path)
+        data = read_artifact(path, within=folder)
     except ResearchError as exc:
         return {"problem": f"cannot read {GATE_RESULTS_FILE}: {exc}"}
     if sha256_hex(data) != recorded["sha256"]:

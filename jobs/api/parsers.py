@@ -92,9 +92,12 @@ class StrictJSONParser(BaseParser):
 
 class JsonFirstNegotiation(DefaultContentNegotiation):
     """Honour Accept where a view offers a choice; otherwise answer with the view's first renderer (JSON)
-    instead of 406, so an odd Accept header never hides an error body or a result."""
+    instead of 406, so an odd Accept header never hides an error body or a result. A view with one renderer
+    (every API view: JSON only) answers with it at once."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
+        if len(renderers) == 1:
+            return renderers[0], renderers[0].media_type  # JSON whatever Accept says: no header to parse
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:

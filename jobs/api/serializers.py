@@ -136,6 +136,7 @@ class JobSummary(serializers.Serializer):
     submitted_by = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    verdict = serializers.CharField(allow_null=True, help_text="PASS or FAIL of the latest gates step; null before")
 
 
 class SubmitResponse(JobSummary):

@@ -1,8 +1,9 @@
 """The jobs API (DESIGN §8): one action per operation, each reading its input, calling one service or
 selector and shaping the answer. Errors are raised, never returned: `exceptions.exception_handler` maps them.
 """
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotModified
 from django.urls import reverse
+from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status as http
 from rest_framework import viewsets
@@ -15,6 +16,7 @@ from jobs.errors import InvalidInput
 from jobs.ids import check_job_id
 from jobs.roles import APPROVE, OPERATE, SUBMIT
 
+from . import detail
 from . import serializers as s
 from .exceptions import pointer_errors
 from .schema import JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
@@ -28,6 +30,8 @@ QUERY_CODES = {"/step": "invalid_step"}
 
 def read_query(request, serializer_class) -> dict:
     """The validated query parameters; unknown ones are refused like invalid ones."""
+    if not request.META.get("QUERY_STRING") and not serializer_class._declared_fields:
+        return {}  # nothing to check (a job's detail, read most often, takes no parameter)
     serializer = serializer_class(data=request.query_params.dict())
     if not serializer.is_valid():
         errors = pointer_errors(serializer.errors)
@@ -43,10 +47,24 @@ def read_body(request, serializer_class) -> dict:
     return serializer.validated_data
 
 
+def not_modified(request, etag: str) -> bool:
+    """Whether If-None-Match names `etag` (compared weakly, RFC 9110 §13.1.2) or is "*"."""
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    if not header:
+        return False
+    tags = {tag.removeprefix("W/") for tag in parse_etags(header)}
+    return etag in tags or "*" in tags
+
+
+def _tagged(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"  # the caller's own answer: ask again, with the ETag
+    return response
+
+
 def _submitted(job, created: bool) -> Response:
-    state = selectors.get_job_state(job.job_id)
     return Response(
-        {**selectors.job_summary(state), "created": created},
+        {**selectors.job_summary(job.job_id), "created": created},
         status=http.HTTP_201_CREATED if created else http.HTTP_200_OK,
         headers={"Location": reverse("job-detail", kwargs={"job_id": job.job_id})},
     )
@@ -119,13 +137,20 @@ class JobViewSet(viewsets.ViewSet):
         return Response({"results": page.results, "next_cursor": page.next_cursor})
 
     @extend_schema(
-        operation_id="jobs_read", summary="A job: spec, state, lineage, artifacts, what you may do now",
-        tags=["read"], parameters=[JOB_ID], responses={200: s.JobDetail, **error_responses(*READS)},
+        operation_id="jobs_read", summary="A job: spec, state, verdict, lineage, artifacts, what you may do now",
+        tags=["read"], parameters=[JOB_ID],
+        responses={200: s.JobDetail, 304: OpenApiResponse(description="If-None-Match names the current ETag"),
+                   **error_responses(*READS)},
     )
     def retrieve(self, request, job_id=None):
         check_job_id(job_id)
         read_query(request, s.NoQuery)
-        return Response(selectors.job_detail(job_id=job_id, user=request.user))
+        current = detail.version(job_id=job_id, user=request.user)
+        if not_modified(request, current.etag):
+            return _tagged(HttpResponseNotModified(), current.etag)
+        body, etag = detail.body(job_id=job_id, user=request.user, current=current)
+        response = HttpResponse(body, content_type="application/json")
+        return _tagged(response, etag) if etag else response  # no ETag: the job moved on while it was read
 
     @extend_schema(
         operation_id="jobs_events", summary="A job's events after a seq", tags=["read"],

@@ -10,7 +10,8 @@ from jobs.pipelines import EventType as E
 from jobs.pipelines import Status
 
 from ..api.builders import (  # noqa: F401  (shared job builders)
-    WORKER, append, compiled, error_job, job_with_events, make_people, started, submitted, waiting_job,
+    WORKER, append, compiled, done_job, error_job, gated, job_with_events, make_people, started, submitted,
+    waiting_job,
 )
 
 ADMIN = "/admin/jobs/jobspec/"
@@ -44,22 +45,6 @@ def event_count() -> int:
 
 
 # -- a job in every status, through the services and the one append path -----------------------------------
-
-def gated(verdict: str) -> NewEvent:
-    return NewEvent(E.GATES_COMPLETED, WORKER, step="gates", payload={"artifacts": [], "summary": {"verdict": verdict}})
-
-
-def done_job(by, name: str = "done", verdict: str = "PASS"):
-    job = waiting_job(by, name)
-    services.approve(job_id=job.job_id, step="runspec", actor=Actor.user("someone-else"))
-    append(job.job_id,
-           started("run"), NewEvent(E.RUN_COMPLETED, WORKER, step="run", payload={"artifacts": [], "summary": {}}),
-           started("gates"), gated(verdict),
-           started("registry"), NewEvent(E.REGISTRY_UPDATED, WORKER, step="registry",
-                                         payload={"artifacts": [], "summary": {"verdict": verdict}}),
-           NewEvent(E.DONE, WORKER))
-    return job
-
 
 def running_job(by, name: str = "running"):
     job = submitted(by, name)

@@ -82,6 +82,23 @@ def error_job(by, name: str = "broken") -> JobSpec:
     return job
 
 
+def gated(verdict: str) -> NewEvent:
+    return NewEvent(E.GATES_COMPLETED, WORKER, step="gates", payload={"artifacts": [], "summary": {"verdict": verdict}})
+
+
+def done_job(by, name: str = "done", verdict: str = "PASS") -> JobSpec:
+    """Approved by someone else, run, gated with `verdict`, registered, DONE."""
+    job = waiting_job(by, name)
+    services.approve(job_id=job.job_id, step="runspec", actor=Actor.user("someone-else"))
+    append(job.job_id,
+           started("run"), NewEvent(E.RUN_COMPLETED, WORKER, step="run", payload={"artifacts": [], "summary": {}}),
+           started("gates"), gated(verdict),
+           started("registry"), NewEvent(E.REGISTRY_UPDATED, WORKER, step="registry",
+                                         payload={"artifacts": [], "summary": {"verdict": verdict}}),
+           NewEvent(E.DONE, WORKER))
+    return job
+
+
 def job_with_events(by, total: int, name: str = "busy") -> JobSpec:
     """A job with exactly `total` events: failed attempts, then compiled and waiting at runspec."""
     job = submitted(by, name)

@@ -8,7 +8,9 @@ from django.test import RequestFactory
 from jobs.api.middleware import BodySizeLimitMiddleware
 from jobs.models import JobState
 
-from .builders import a_blueprint, assert_error, client_for, counts, error_job, post_json, ran_job, waiting_job
+from .builders import (
+    a_blueprint, a_job_spec, an_idea, assert_error, client_for, counts, error_job, post_json, ran_job, waiting_job,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +40,10 @@ def raw_post(client, url, data: bytes, content_type="application/json", **extra)
     return client.generic("POST", url, data, content_type=content_type, **extra)
 
 
-def refused(response, status, code, before):
-    assert_error(response, status, code)
+def refused(response, status, code, before) -> dict:
+    body = assert_error(response, status, code)
     assert counts() == before
+    return body
 
 
 # -- bodies --------------------------------------------------------------------------------------------------
@@ -215,6 +218,12 @@ def test_submit_checks_its_references(world, settings):
     refused(post_json(client, "/jobs/blueprint", a_blueprint(name="no snap")), 400, "snapshot_id_required", before)
     refused(post_json(client, "/jobs/idea?snapshot_id=s&policy_bundle_id=nope", {"schema_version": "idea_spec_v1",
             "title": "t", "hypothesis": "h", "universe": {"symbols": ["A"]}}), 400, "unknown_policy_bundle", before)
+    # a snapshot nobody ingested: refused now, not left to fail at the compile step
+    for url, body in (("/jobs/blueprint?snapshot_id=no_such_snap", a_blueprint(name="unknown snap")),
+                      ("/jobs/idea?snapshot_id=no_such_snap", an_idea("unknown snap")),
+                      ("/jobs", {**a_job_spec("unknown snap"), "snapshot_id": "no_such_snap"})):
+        errors = refused(post_json(client, url, body), 400, "unknown_snapshot", before)["errors"]
+        assert [e["path"] for e in errors] == ["/snapshot_id"]
 
 
 # -- conflicts with the job's state -----------------------------------------------------------------------------

@@ -4,9 +4,15 @@ import os
 import pytest
 
 from contracts import sha256_hex
-from research.artifacts import artifact_storage
+from jobs import services
+from jobs.actors import Actor
+from jobs.events import NewEvent
+from jobs.pipelines import EventType as E
 
-from .builders import assert_error, client_for, error_job, job_with_events, ran_job, submitted, waiting_job
+from .builders import (
+    WORKER, append, assert_error, client_for, done_job, error_job, gated, job_with_events, ran_job, started, submitted,
+    waiting_job,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +57,26 @@ def test_detail_has_spec_state_lineage_and_recorded_artifacts(people):
     assert body["run_id"] == "0123456789ab"
     assert body["artifacts"] == [{"path": f"jobs/{job.job_id}/outputs/runspec.json", "sha256": "c" * 64,
                                   "bytes": 10, "seq": 3, "event_type": "RUNSPEC_COMPILED", "step": "compile"}]
+
+
+def test_list_and_detail_show_the_gates_verdict(people):
+    # given a job that passed its gates, one that failed them, and one the gates have not seen
+    passed = done_job(people.submitter, "verdict-pass", verdict="PASS")
+    failed = done_job(people.submitter, "verdict-fail", verdict="FAIL")
+    waiting = waiting_job(people.submitter, "verdict-none")
+    client = client_for(people.reviewer)
+
+    listed = {j["job_id"]: j["verdict"] for j in client.get("/jobs").json()["results"]}
+    assert listed == {passed.job_id: "PASS", failed.job_id: "FAIL", waiting.job_id: None}
+    for job, verdict in ((passed, "PASS"), (failed, "FAIL"), (waiting, None)):
+        assert client.get(f"/jobs/{job.job_id}").json()["verdict"] == verdict
+
+    # when the waiting job is approved, run and gated, then both show its verdict at once
+    services.approve(job_id=waiting.job_id, step="runspec", actor=Actor.user(people.reviewer))
+    ran = NewEvent(E.RUN_COMPLETED, WORKER, step="run", payload={"artifacts": [], "summary": {}})
+    append(waiting.job_id, started("run"), ran, started("gates"), gated("FAIL"))
+    assert {j["job_id"]: j["verdict"] for j in client.get("/jobs").json()["results"]}[waiting.job_id] == "FAIL"
+    assert client.get(f"/jobs/{waiting.job_id}").json()["verdict"] == "FAIL"
 
 
 def test_events_after_seq(people):
@@ -122,16 +148,16 @@ def test_run_segments_and_hidden_holdout(people):
     assert [r["run_id"] for r in registry] == [run_id]
     assert client.get("/registry", {"family": "xs_momentum"}).json()["results"] == []
     snapshots = client.get("/snapshots").json()["results"]
-    assert [s["snapshot_id"] for s in snapshots] == ["api_tiny"]
+    assert [s["snapshot_id"] for s in snapshots] == ["api_snap", "api_tiny"]
     policies = client.get("/policies").json()["results"]
     assert {"policy_bundle_id": "default_v1", "valid": True, "is_default": True}.items() <= policies[0].items()
 
 
-def test_symlink_out_of_the_job_folder_is_not_served(people, tmp_path):
+def test_symlink_out_of_the_job_folder_is_not_served(people, tmp_path, artifact_root):
     job, _ = ran_job(people.submitter, people.reviewer, name="symlink")
     secret = tmp_path / "secret.json"
     secret.write_text('{"secret": true}')
-    root = artifact_storage().location
+    root = str(artifact_root)
     link = os.path.join(root, "jobs", job.job_id, "outputs", "leak.json")
     os.symlink(secret, link)
     other = waiting_job(people.submitter, "neighbour")
@@ -144,3 +170,34 @@ def test_symlink_out_of_the_job_folder_is_not_served(people, tmp_path):
     assert "outputs/leak.json" not in {a["path"] for a in client.get(f"/jobs/{job.job_id}/artifacts").json()["artifacts"]}
     # a link to another job's folder stays inside the root, but not inside this job's folder
     assert_error(client.get(f"/jobs/{other.job_id}/artifacts/borrowed.json"), 404, "artifact_not_found")
+    listed = client.get(f"/jobs/{other.job_id}/artifacts")
+    assert listed.json()["artifacts"] == [] and b"borrowed" not in listed.content
+
+
+def test_symlink_out_of_the_run_folder_is_not_served(people, tmp_path, artifact_root):
+    # given a run whose test segment's metrics and curve are links: to a secret outside the root, and to
+    # another run's folder
+    job, run_id = ran_job(people.submitter, people.reviewer, name="run-symlink")
+    root = str(artifact_root)
+    segments = os.path.join(root, "dossiers", run_id, "segments")
+    test = next(s["segment_id"] for s in client_for(people.reviewer).get(f"/runs/{run_id}").json()["segments"]
+                if s["role"] == "test")
+    secret = tmp_path / "metrics.json"
+    secret.write_text('{"secret": true}')
+    os.replace(os.path.join(segments, test, "metrics.json"), tmp_path / "moved.json")
+    os.symlink(secret, os.path.join(segments, test, "metrics.json"))
+    elsewhere = os.path.join(root, "dossiers", "0123456789ab")
+    os.makedirs(elsewhere)
+    os.replace(os.path.join(segments, test, "curve.csv"), os.path.join(elsewhere, "curve.csv"))
+    os.symlink(os.path.join(elsewhere, "curve.csv"), os.path.join(segments, test, "curve.csv"))
+    client = client_for(people.reviewer)
+
+    dossier = f"/jobs/{job.job_id}/artifacts/dossier/segments/{test}"
+    for url in (f"/runs/{run_id}?segment={test}&part=metrics", f"{dossier}/metrics.json"):
+        response = client.get(url)
+        assert_error(response, 404, "artifact_not_found")
+        assert b"secret" not in response.content
+    assert_error(client.get(f"/runs/{run_id}?segment={test}&part=curve"), 404, "artifact_not_found")
+    assert_error(client.get(f"{dossier}/curve.csv"), 404, "artifact_not_found")
+    listed = {a["path"] for a in client.get(f"/jobs/{job.job_id}/artifacts").json()["artifacts"]}
+    assert f"dossier/segments/{test}/metrics.json" not in listed and f"dossier/segments/{test}/curve.csv" not in listed

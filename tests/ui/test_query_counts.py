@@ -21,7 +21,8 @@ def test_job_lists_take_the_same_queries_for_few_and_many_jobs(people):
     page = client.get("/ui/jobs").content.decode()
     assert page.count('class="job-link"') == 50
     assert {url: queries_for(client, url) for url in LISTS} == few
-    # session, user, the page, verdicts, counts per status (the queue: + the reviewer's permissions)
+    # session, user, the page (its jobs' versions; rows and verdicts when not kept), counts per status (the
+    # queue: + the reviewer's permissions)
     assert few["/ui/jobs"] <= 5 and few["/ui/jobs/waiting-for-me"] <= 6
 
 
