@@ -202,8 +202,10 @@ def curve_csv(sim: Simulation, symbols: list) -> bytes:
     table = np.column_stack([equity, drawdown, sim.net_returns, sim.weights]).tolist()
     dates = np.datetime_as_string(sim.dates, unit="D").tolist()
     header = ",".join(["date", "equity", "drawdown", "net_return"] + [f"weight_{s}" for s in symbols])
-    lines = [header] + [",".join([day] + [_number(v) for v in row]) for day, row in zip(dates, table)]
-    return ("\n".join(lines) + "\n").encode()
+    # One %-format for the whole table: the same "%.12g" as _number, without a call per value.
+    row_format = ",".join(["%s"] + [f"%.{SIGNIFICANT_DIGITS}g"] * (len(symbols) + 3)) + "\n"
+    values = tuple(value for day, row in zip(dates, table) for value in (day, *row))
+    return (header + "\n" + row_format * len(dates) % values).encode()
 
 
 def trades_csv(trades: list[dict]) -> bytes:

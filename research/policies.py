@@ -2,7 +2,6 @@
 
 The sha256 of a bundle is that of its canonical JSON, so re-indenting the file does not change it.
 """
-import copy
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -36,13 +35,14 @@ def load_policy_bundle(policy_bundle_id: str) -> tuple[dict, str]:
         stat = None
     if stat is None or not path.is_file():
         raise PolicyError(f"unknown policy bundle {policy_bundle_id!r}")
-    doc, sha256 = _read_bundle(str(path), policy_bundle_id, stat.st_mtime_ns, stat.st_size)
-    return copy.deepcopy(doc), sha256
+    text, sha256 = _read_bundle(str(path), policy_bundle_id, stat.st_mtime_ns, stat.st_size)
+    return json.loads(text), sha256  # the caller's own copy, parsed again: far cheaper than a deepcopy
 
 
 @lru_cache(maxsize=64)
-def _read_bundle(path: str, policy_bundle_id: str, mtime_ns: int, size: int) -> tuple[dict, str]:
-    # Keyed by the file's mtime and size: an edited bundle is read again (and gets a new sha256).
+def _read_bundle(path: str, policy_bundle_id: str, mtime_ns: int, size: int) -> tuple[str, str]:
+    """(the bundle as compact JSON in the file's key order, the sha256 of its canonical JSON), checked once.
+    Keyed by the file's mtime and size: an edited bundle is read again (and gets a new sha256)."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -55,7 +55,7 @@ def _read_bundle(path: str, policy_bundle_id: str, mtime_ns: int, size: int) -> 
             f"policy bundle file {Path(path).name} names itself {doc['policy_bundle_id']!r}",
             errors=[{"path": "/policy_bundle_id", "message": f"must be {policy_bundle_id!r}, the file's name"}],
         )
-    return doc, sha256_hex(canonical_json(doc))
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")), sha256_hex(canonical_json(doc))
 
 
 def list_policy_bundles() -> list[dict]:

@@ -2,12 +2,15 @@
 import csv
 import io
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from contracts import sha256_hex, validate
 from research.compiler import compile_blueprint
-from research.dossier import dossier_summary, run_dossier
+from research.backtest import Simulation
+from research.dossier import curve_csv, dossier_summary, run_dossier
 from research.errors import CompileError, SnapshotError
 
 from .builders import FAMILIES, make_blueprint, stored_files
@@ -102,6 +105,26 @@ def test_curve_and_trades_files(small_snapshot, artifact_root):
     assert (curve[1][0], curve[-1][0]) == (first["start"], first["end"])
     assert all(float(row[2]) <= 0 for row in curve[1:])
     assert trades and set(trades[0]) == {"symbol", "entry_date", "exit_date", "bars", "return"}
+
+
+def test_curve_rows_carry_twelve_significant_digits_and_spell_out_what_is_not_finite():
+    # given three bars: compounding returns, a NaN return, a weight that is infinite
+    nan, inf = float("nan"), float("inf")
+    sim = Simulation(
+        dates=np.array(["2024-01-02", "2024-01-03", "2024-01-04"], dtype="datetime64[D]"),
+        weights=np.array([[0.5, -0.25], [1 / 3, 0.0], [inf, 1e-7]]),
+        gross_returns=None, costs=None, turnover=None, trades=[],
+        net_returns=np.array([0.1, -0.05, nan]),
+    )
+
+    assert curve_csv(sim, ["AAA", "BBB"]).decode().splitlines() == [
+        "date,equity,drawdown,net_return,weight_AAA,weight_BBB",
+        "2024-01-02,1.1,0,0.1,0.5,-0.25",
+        "2024-01-03,1.045,-0.05,-0.05,0.333333333333,0",
+        "2024-01-04,nan,nan,nan,inf,1e-07",
+    ]
+    assert curve_csv(replace(sim, dates=sim.dates[:0], weights=sim.weights[:0], net_returns=sim.net_returns[:0]),
+                     ["AAA", "BBB"]) == b"date,equity,drawdown,net_return,weight_AAA,weight_BBB\n"
 
 
 def test_running_twice_writes_nothing_new(small_snapshot, artifact_root):

@@ -31,6 +31,19 @@ def test_the_default_bundle_loads_with_the_sha256_of_its_canonical_json():
     assert [g["gate_id"] for g in doc["gates"]][:2] == ["data_integrity", "min_trades"]
 
 
+def test_each_caller_gets_its_own_copy_in_the_file_s_order(policy_root):
+    doc = _bundle("tight")
+    (policy_root / "tight.json").write_text(json.dumps(doc))
+    first, _ = load_policy_bundle("tight")
+    first["gates"].clear()
+    first["policy_bundle_id"] = "changed"
+
+    again, _ = load_policy_bundle("tight")
+
+    assert again == doc
+    assert list(again) == list(doc) and [g["gate_id"] for g in again["gates"]] == [g["gate_id"] for g in doc["gates"]]
+
+
 def test_reformatting_a_bundle_does_not_change_its_sha256(policy_root):
     doc = _bundle("tight")
     (policy_root / "tight.json").write_text(json.dumps(doc))
