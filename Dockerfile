@@ -6,9 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# The production WSGI server. requirements.txt is what the application and its tests need on every machine;
-# gunicorn is needed only to serve HTTP in this image, so it is pinned here (`runserver` is a development
-# server and Django's documentation says not to use it in production).
+# The production WSGI server. requirements.txt is what the application needs on every machine (the test
+# suite's tools are in requirements-dev.txt, not installed here); gunicorn is needed only to serve HTTP in this
+# image, so it is pinned here (`runserver` is a development server and Django's documentation says not to use
+# it in production).
 ARG GUNICORN_VERSION=27.0.1
 
 WORKDIR /app

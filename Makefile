@@ -4,20 +4,29 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 export SECRET_KEY ?= eam-local-only-insecure-key
 
 .PHONY: setup test demo serve worker migrate clean-var
 
+# The application's requirements (enough for demo, serve and migrate).
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP) --upgrade pip
+	$(PIP) -r requirements.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Plus the test suite's tools.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
+# Everything, tests included.
+setup: $(DEV_STAMP)
 
 # Runs the whole suite on SQLite, or on PostgreSQL when DATABASE_URL points there.
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The whole flow on the embedded SQLite database (var/eam.sqlite3): see README.
