@@ -97,6 +97,26 @@ def test_if_none_match_gets_304_until_the_job_changes(people):
     assert changed.status_code == 200 and changed["ETag"] != etag
 
 
+@pytest.mark.parametrize("header", ["garbage", "", "W/", '"unterminated', "W/W/x", '"a", ,"b"', "\u00e9t\u00e9",
+                                    '"' + "x" * 10_000 + '"'])
+def test_a_malformed_if_none_match_is_ignored(people, header):
+    job = waiting_job(people.submitter, "odd etag")
+    client = client_for(people.reviewer)
+
+    response = client.get(f"/jobs/{job.job_id}", HTTP_IF_NONE_MATCH=header)
+
+    assert response.status_code == 200 and response.json()["job_id"] == job.job_id
+
+
+def test_if_none_match_star_matches_any_version_of_a_job_that_exists(people):
+    job = waiting_job(people.submitter, "star")
+    client = client_for(people.reviewer)
+
+    assert client.get(f"/jobs/{job.job_id}", HTTP_IF_NONE_MATCH="*").status_code == 304
+    missing = client.get("/jobs/0123456789ab", HTTP_IF_NONE_MATCH="*")
+    assert (missing.status_code, missing.json()["code"]) == (404, "job_not_found")
+
+
 def test_a_kept_detail_costs_one_query(people):
     job = done_job(people.submitter, "one-query")
     client = client_for(people.reviewer)
