@@ -72,20 +72,33 @@ def columns(model: type[models.Model], alias: str, vendor: str | None = None) ->
 
 
 @lru_cache(maxsize=None)
+def _reader(model: type[models.Model], field_name: str, vendor: str):
+    """(the column, the converters the ORM applies to a value read from it) of `model.field_name`."""
+    field = model._meta.get_field(field_name)
+    column = field.get_col(model._meta.db_table)
+    return column, tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+
+
+@lru_cache(maxsize=None)
 def _readers(model: type[models.Model], vendor: str):
-    readers = []
-    for field in model._meta.concrete_fields:
-        column = field.get_col(model._meta.db_table)
-        readers.append((column, connection.ops.get_db_converters(column) + field.get_db_converters(connection)))
-    return tuple(f.attname for f in model._meta.concrete_fields), readers
+    fields = model._meta.concrete_fields
+    return tuple(f.attname for f in fields), tuple(_reader(model, f.name, vendor) for f in fields)
+
+
+def _converted(value, column, converters):
+    for convert in converters:
+        value = convert(value, column, connection)
+    return value
+
+
+def value(model: type[models.Model], field_name: str, raw):
+    """`raw`, read from `model.field_name`'s column by hand-written SQL, as the ORM would give it (e.g. an
+    aware datetime on SQLite too)."""
+    return _converted(raw, *_reader(model, field_name, connection.vendor))
 
 
 def instance(model: type[models.Model], values) -> models.Model:
     """A model instance from the row `values` (its concrete fields in order), converted as the ORM would."""
     names, readers = _readers(model, connection.vendor)
-    converted = []
-    for value, (column, converters) in zip(values, readers):
-        for convert in converters:
-            value = convert(value, column, connection)
-        converted.append(value)
+    converted = [_converted(raw, column, converters) for raw, (column, converters) in zip(values, readers)]
     return model.from_db(connection.alias, names, converted)

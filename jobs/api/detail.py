@@ -9,15 +9,13 @@ is also its ETag. A kept body is therefore never stale: a new event, a renewed l
 another key, and the old key is never asked for again. Two callers who may do the same share one body.
 """
 from dataclasses import dataclass
-from datetime import UTC
 
 from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from contracts import sha256_hex
-from jobs import selectors
+from jobs import selectors, sql
 from jobs.errors import NotFound
 from jobs.models import JobSpec, JobState
 
@@ -48,8 +46,7 @@ def version(*, job_id: str, user) -> Version:
     if row is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     last_seq, last_hash, status, lease_owner, lease_expires_at, submitted_by, policy_bundle_id, children = row
-    if lease_expires_at is not None and timezone.is_naive(lease_expires_at):
-        lease_expires_at = lease_expires_at.replace(tzinfo=UTC)  # SQLite's driver: naive, in UTC
+    lease_expires_at = sql.value(JobState, "lease_expires_at", lease_expires_at)
     can = selectors.allowed_actions(status=status, submitted_by=submitted_by, policy_bundle_id=policy_bundle_id,
                                     user=user)
     shown = (last_seq, selectors.iso(lease_expires_at), lease_owner, children, tuple(can[name] for name in CAN))
