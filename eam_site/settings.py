@@ -120,6 +120,10 @@ EAM_MAX_BODY_BYTES = env.int("EAM_MAX_BODY_BYTES", default=1024 * 1024)
 # Seconds an API process remembers a token's user and permissions (jobs.api.authentication); 0: never.
 EAM_TOKEN_CACHE_SECONDS = env.float("EAM_TOKEN_CACHE_SECONDS", default=5.0)
 
+# On PostgreSQL each API process keeps the version rows of job details it has read until the database
+# announces a change to the job (jobs.change_feed): one more connection per process, no query per read.
+EAM_CHANGE_FEED = env.bool("EAM_CHANGE_FEED", default=True)
+
 # Job details and pages of the job list (jobs.api.detail, jobs.selectors.list_jobs), kept under keys that
 # name the versions of their jobs, so a kept one is never stale.
 CACHES = {"default": env.cache_url("EAM_CACHE_URL", default="locmemcache://eam?max_entries=5000")}

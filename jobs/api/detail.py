@@ -7,15 +7,18 @@ so their number names the set) and the caller's `can_*` answers. One query reads
 the body is kept in Django's cache (CACHES["default"], EAM_CACHE_URL) under a digest of all of them, which
 is also its ETag. A kept body is therefore never stale: a new event, a renewed lease or a new child makes
 another key, and the old key is never asked for again. Two callers who may do the same share one body.
+On PostgreSQL the version row itself is kept per process until the database announces a change to the job
+(jobs.change_feed), so that a repeated read needs no query at all.
 """
 from dataclasses import dataclass
+from functools import partial
 
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.renderers import JSONRenderer
 
 from contracts import sha256_hex
-from jobs import selectors, sql
+from jobs import change_feed, selectors, sql
 from jobs.errors import NotFound
 from jobs.models import JobSpec, JobState
 
@@ -38,11 +41,20 @@ class Version:
     etag: str
 
 
-def version(*, job_id: str, user) -> Version:
-    """The version of the job's detail `user` would get now: one query. NotFound for an unknown job."""
+def _version_row(job_id: str) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(VERSION_SQL, [job_id])
-        row = cursor.fetchone()
+        return cursor.fetchone()
+
+
+def version(*, job_id: str, user, fresh: bool = False) -> Version:
+    """The version of the job's detail `user` would get now. NotFound for an unknown job.
+
+    One query; none on PostgreSQL when this process read the job before and the database has announced no
+    change to it since (jobs.change_feed). `fresh` always asks the database.
+    """
+    feed = change_feed.feed()
+    row = feed.read(job_id, partial(_version_row, job_id), fresh=fresh) if feed else _version_row(job_id)
     if row is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     last_seq, last_hash, status, lease_owner, lease_expires_at, submitted_by, policy_bundle_id, children = row

@@ -56,6 +56,12 @@ def not_modified(request, etag: str) -> bool:
     return etag in tags or "*" in tags
 
 
+def asks_fresh(request) -> bool:
+    """Whether the request says `Cache-Control: no-cache` (or max-age=0): answer from the database itself."""
+    directives = {d.strip().lower().replace(" ", "") for d in request.META.get("HTTP_CACHE_CONTROL", "").split(",")}
+    return bool(directives & {"no-cache", "max-age=0"})
+
+
 def _tagged(response: HttpResponse, etag: str) -> HttpResponse:
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"  # the caller's own answer: ask again, with the ETag
@@ -145,7 +151,7 @@ class JobViewSet(viewsets.ViewSet):
     def retrieve(self, request, job_id=None):
         check_job_id(job_id)
         read_query(request, s.NoQuery)
-        current = detail.version(job_id=job_id, user=request.user)
+        current = detail.version(job_id=job_id, user=request.user, fresh=asks_fresh(request))
         if not_modified(request, current.etag):
             return _tagged(HttpResponseNotModified(), current.etag)
         body, etag = detail.body(job_id=job_id, user=request.user, current=current)
