@@ -8,7 +8,8 @@ one, which must be empty) and artifact root, writes the jobs through `jobs.event
 `append_events` (the real append path) in one transaction, starts `manage.py runserver` on a free loopback
 port (Django's threaded development server, as `runserver` runs it, with TCP_NODELAY) with
 bench/api_settings.py (the real urlconf plus the bare view) and sends a bounded number of
-requests with DRF token authentication over keep-alive connections. The detail is also read with
+requests with DRF token authentication over keep-alive connections, in five alternating batches per
+endpoint, so that a busy moment of the machine does not fall on one endpoint only. The detail is also read with
 `Cache-Control: no-cache`, which makes it ask the database for the job's version on every request (on
 PostgreSQL a plain read answers from the process's change feed, jobs.change_feed). Targets: detail
 throughput at least half the bare view's; list p99 under 100 ms.
@@ -36,6 +37,7 @@ DETAIL_TARGET_RATIO = 0.5
 LIST_P99_TARGET_MS = 100.0
 WAITING_EVERY = 4  # one job in four waits at its runspec checkpoint
 MAX_SECONDS_PER_MEASUREMENT = 120
+TURNS = 5  # batches per endpoint, alternating between the endpoints
 
 
 def prepare_environment(database_url: str | None, conn_max_age: int) -> dict:
@@ -156,8 +158,9 @@ def start_server(env: dict, port: int) -> subprocess.Popen:
     raise SystemExit("the server did not start")
 
 
-def measure(port: int, path: str, headers: dict, n_requests: int, clients: int) -> dict:
-    """n_requests GETs of path spread over `clients` threads, each on its own keep-alive connection."""
+def measure(port: int, path: str, headers: dict, n_requests: int, clients: int) -> tuple[list[float], float]:
+    """n_requests GETs of path spread over `clients` threads, each on its own keep-alive connection:
+    (the latencies, the seconds it took)."""
     latencies: list[float] = []
     lock = threading.Lock()
     share = n_requests // clients
@@ -189,14 +192,29 @@ def measure(port: int, path: str, headers: dict, n_requests: int, clients: int) 
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {
-        "requests": len(ordered),
-        "rps": len(ordered) / elapsed,
-        "p50_ms": statistics.median(ordered) * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-    }
+    return latencies, time.perf_counter() - started
+
+
+def measure_in_turns(port: int, endpoints: dict, n_requests: int, clients: int) -> dict:
+    """Every endpoint measured in TURNS alternating batches (bare, detail, …, bare, detail, …), so that the
+    machine's slow and fast moments fall on all of them alike; figures per endpoint over all its batches."""
+    latencies = {name: [] for name in endpoints}
+    seconds = dict.fromkeys(endpoints, 0.0)
+    for _ in range(TURNS):
+        for name, (path, headers) in endpoints.items():
+            batch, elapsed = measure(port, path, headers, n_requests // TURNS, clients)
+            latencies[name] += batch
+            seconds[name] += elapsed
+    results = {}
+    for name, measured in latencies.items():
+        ordered = sorted(measured)
+        results[name] = {
+            "requests": len(ordered),
+            "rps": len(ordered) / seconds[name],
+            "p50_ms": statistics.median(ordered) * 1000,
+            "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        }
+    return results
 
 
 def main() -> int:
@@ -239,8 +257,8 @@ def main() -> int:
         for path, sent in endpoints.values():
             measure(port, path, sent, 100, 1)  # warm up
         for clients in (int(c) for c in args.clients.split(",")):
-            for name, (path, sent) in endpoints.items():
-                results[(name, clients)] = measure(port, path, sent, args.requests, clients)
+            for name, figures in measure_in_turns(port, endpoints, args.requests, clients).items():
+                results[(name, clients)] = figures
     finally:
         server.terminate()
         server.wait(timeout=10)
