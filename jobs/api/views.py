@@ -19,7 +19,7 @@ from jobs.roles import APPROVE, OPERATE, SUBMIT
 from . import detail
 from . import serializers as s
 from .exceptions import pointer_errors
-from .schema import JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
+from .schema import FRESH, IF_NONE_MATCH, JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
 
 SELECTOR_CONTENT_TYPES = sorted(set(selectors.CONTENT_TYPES.values()) | {"application/octet-stream"})
 
@@ -144,7 +144,7 @@ class JobViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="jobs_read", summary="A job: spec, state, verdict, lineage, artifacts, what you may do now",
-        tags=["read"], parameters=[JOB_ID],
+        tags=["read"], parameters=[JOB_ID, FRESH, IF_NONE_MATCH],
         responses={200: s.JobDetail, 304: OpenApiResponse(description="If-None-Match names the current ETag"),
                    **error_responses(*READS)},
     )
