@@ -289,6 +289,18 @@ def feed() -> ChangeFeed | None:
     return _feed
 
 
+def _after_fork_in_child() -> None:
+    """A thread of the parent (its watcher, say) may have held a lock at the fork: the child starts with
+    fresh ones. The first read then leaves the parent's connection alone and opens its own."""
+    global _feed_lock
+    _feed_lock = threading.Lock()
+    if _feed is not None:
+        _feed._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def close() -> None:
     """Close this process's listening connection, if any (a later read opens a new one)."""
     if _feed is not None:

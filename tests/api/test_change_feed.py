@@ -261,9 +261,11 @@ def test_a_silent_database_stops_the_kept_rows_being_trusted(feed, people):
         assert time.monotonic() - began <= bound + 0.5
     finally:
         os.kill(backend, signal.SIGCONT)
-    # and a new listening connection keeps rows again
-    read(reviewer, job.job_id)
-    assert queries_of(lambda: read(reviewer, job.job_id))[0] == []
+    # and once the database answers again (the same session, with its notices, or a new one), reads keep
+    deadline = time.monotonic() + change_feed.TRUSTED_FOR + 1
+    while queries_of(lambda: read(reviewer, job.job_id))[0]:
+        assert time.monotonic() < deadline, "reads never kept again"
+        time.sleep(0.05)
 
 
 def test_a_notice_trigger_disabled_later_stops_the_feed(feed, people):
@@ -308,6 +310,38 @@ def test_a_row_read_while_its_job_changed_is_not_kept(feed, people):
     assert job.job_id not in feed._rows
     feed.read(job.job_id, lambda: detail._version_row(job.job_id))
     assert job.job_id in feed._rows
+
+
+def test_a_forked_child_opens_its_own_listener_and_leaves_the_parents_alone(feed, people):
+    # given a parent process with a kept job, whose watcher holds the feed's lock at the moment of the fork
+    job, reviewer = kept_job(people, "forked")
+    parents_backend = feed._listener.pgconn.backend_pid
+    readable, writable = os.pipe()
+    with feed._lock:
+        child = os.fork()
+    if child == 0:  # the child: report what its first read saw, then leave without running any finalizer
+        try:
+            inherited = connection.connection
+            connection.connection = None  # the parent's session: not to be used, nor closed, here
+            row = change_feed.feed().read(job.job_id, lambda: detail._version_row(job.job_id))
+            own_backend = change_feed.feed()._listener.pgconn.backend_pid
+            os.write(writable, f"{row[0]} {own_backend} {inherited is not None}".encode())
+        finally:
+            os._exit(0)
+    os.close(writable)
+    _, status = os.waitpid(child, 0)
+    last_seq, childs_backend, _ = os.read(readable, 200).decode().split()
+    os.close(readable)
+
+    # then the child read through a listening connection of its own (it did not deadlock on the lock)
+    assert status == 0 and int(last_seq) == read(reviewer, job.job_id)["last_seq"]
+    assert int(childs_backend) != parents_backend
+    # and the parent's listener lives on: a change elsewhere still reaches it, kept reads still ask nothing
+    assert feed._listener.pgconn.backend_pid == parents_backend
+    lease_taken_elsewhere(job.job_id, "after the fork")
+    after, _ = read_until(reviewer, job.job_id, lambda body: body["lease_owner"] == "after the fork")
+    assert after["lease_owner"] == "after the fork"
+    assert queries_of(lambda: read(reviewer, job.job_id))[0] == []
 
 
 def test_no_feed_inside_a_transaction_or_without_postgresql(settings):
