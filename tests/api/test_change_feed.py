@@ -4,6 +4,7 @@ connection, a worker in another process) and shows on the next read; this proces
 once; a lost listening connection, missing triggers or a silent database stop the kept rows being trusted."""
 import os
 import signal
+import threading
 import time
 from contextlib import contextmanager
 
@@ -313,12 +314,21 @@ def test_a_row_read_while_its_job_changed_is_not_kept(feed, people):
 
 
 def test_a_forked_child_opens_its_own_listener_and_leaves_the_parents_alone(feed, people):
-    # given a parent process with a kept job, whose watcher holds the feed's lock at the moment of the fork
+    # given a parent process with a kept job, where another thread holds the feed's lock at the fork
     job, reviewer = kept_job(people, "forked")
     parents_backend = feed._listener.pgconn.backend_pid
     readable, writable = os.pipe()
-    with feed._lock:
-        child = os.fork()
+    held, forked = threading.Event(), threading.Event()
+
+    def hold_the_lock_over_the_fork():
+        with feed._lock:
+            held.set()
+            forked.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock_over_the_fork)
+    holder.start()
+    held.wait(10)
+    child = os.fork()
     if child == 0:  # the child: report what its first read saw, then leave without running any finalizer
         try:
             inherited = connection.connection
@@ -328,8 +338,17 @@ def test_a_forked_child_opens_its_own_listener_and_leaves_the_parents_alone(feed
             os.write(writable, f"{row[0]} {own_backend} {inherited is not None}".encode())
         finally:
             os._exit(0)
+    forked.set()
+    holder.join()
     os.close(writable)
-    _, status = os.waitpid(child, 0)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(child, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            pytest.fail("the child hung on its first read (a lock held at the fork)")
+        time.sleep(0.05)
+    status = done[1]
     last_seq, childs_backend, _ = os.read(readable, 200).decode().split()
     os.close(readable)
 
