@@ -104,7 +104,6 @@ class ChangeFeed:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._listener = None  # a psycopg connection in autocommit, LISTENing on CHANNEL
         self._rows: dict[str, tuple] = {}
         self._generation = 0  # notices (and forgets) counted so far
@@ -157,8 +156,6 @@ class ChangeFeed:
 
     def _ticket(self) -> int | None:
         """The generation the kept rows are good for now, or None when the feed cannot be trusted."""
-        if self._pid != os.getpid():
-            self._leave_parents_listener()
         if self._listener is None and (clock() < self._connect_after or not self._listen()):
             return None
         if not self._drain_or_drop():
@@ -243,12 +240,14 @@ class ChangeFeed:
         self._connect_after = clock() + retry_after
         self._changed(EVERYTHING)
 
-    def _leave_parents_listener(self) -> None:
-        """After a fork: the inherited connection is the parent's session. Closing it here would end the
-        parent's LISTEN, so it is kept, unused, for the life of this process; this one opens its own."""
+    def _after_fork(self) -> None:
+        """In a forked child: a thread of the parent (its watcher, say) may have held the lock, so the child
+        takes a fresh one. The inherited connection is the parent's session: closing it here would end the
+        parent's LISTEN, so it is kept, unused, for the life of this process; the first read opens its own."""
+        self._lock = threading.Lock()
         if self._listener is not None:
             _INHERITED.append(self._listener)
-        self._pid, self._listener, self._ping_sent_at, self._connect_after = os.getpid(), None, None, 0.0
+        self._listener, self._ping_sent_at, self._connect_after = None, None, 0.0
         self._changed(EVERYTHING)
 
     def _changed(self, job_id: str) -> None:
@@ -290,12 +289,10 @@ def feed() -> ChangeFeed | None:
 
 
 def _after_fork_in_child() -> None:
-    """A thread of the parent (its watcher, say) may have held a lock at the fork: the child starts with
-    fresh ones. The first read then leaves the parent's connection alone and opens its own."""
     global _feed_lock
     _feed_lock = threading.Lock()
     if _feed is not None:
-        _feed._lock = threading.Lock()
+        _feed._after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
