@@ -86,6 +86,12 @@ $$
 """
 
 
+def always_trigger(name: str, table: str, definition: str) -> list[str]:
+    """PostgreSQL: create (or replace) trigger `name` on `table` (`definition`: from BEFORE/AFTER to the
+    function), enabled ALWAYS, so that it fires even with session_replication_role = replica."""
+    return [f"CREATE OR REPLACE TRIGGER {name} {definition}", f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"]
+
+
 def _postgresql_statements(g: GuardedTable) -> list[str]:
     t, p = g.table, GUARD_PREFIX
     triggers = [
@@ -98,8 +104,7 @@ def _postgresql_statements(g: GuardedTable) -> list[str]:
         stmts.append(_pg_seq_function(g))
         triggers.append((f"{p}{t}_seq", f"BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {p}{t}_seq()"))
     for name, body in triggers:
-        # ENABLE ALWAYS: the trigger fires even with session_replication_role = replica.
-        stmts += [f"CREATE OR REPLACE TRIGGER {name} {body}", f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER {name}"]
+        stmts += always_trigger(name, t, body)
     return stmts
 
 
