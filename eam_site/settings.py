@@ -117,16 +117,6 @@ EAM_RETRY_BACKOFF_SECONDS = env.float("EAM_RETRY_BACKOFF_SECONDS", default=5.0)
 # Step name -> dotted path of the executor to use instead of the built-in one (workflow.executors).
 EAM_STEP_EXECUTORS = env.dict("EAM_STEP_EXECUTORS", default={})
 EAM_MAX_BODY_BYTES = env.int("EAM_MAX_BODY_BYTES", default=1024 * 1024)
-# Seconds an API process remembers a token's user and permissions (jobs.api.authentication); 0: never.
-EAM_TOKEN_CACHE_SECONDS = env.float("EAM_TOKEN_CACHE_SECONDS", default=5.0)
-
-# On PostgreSQL each API process keeps the version rows of job details it has read until the database
-# announces a change to the job (jobs.change_feed): one more connection per process, no query per read.
-EAM_CHANGE_FEED = env.bool("EAM_CHANGE_FEED", default=True)
-
-# Job details and pages of the job list (jobs.api.detail, jobs.selectors.list_jobs), kept under keys that
-# name the versions of their jobs, so a kept one is never stale.
-CACHES = {"default": env.cache_url("EAM_CACHE_URL", default="locmemcache://eam?max_entries=5000")}
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -142,7 +132,7 @@ REST_FRAMEWORK = {
     # Basic first: its WWW-Authenticate challenge makes DRF answer anonymous callers 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.BasicAuthentication",
-        "jobs.api.authentication.CachedTokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["jobs.api.permissions.JobPermission"],

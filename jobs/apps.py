@@ -8,12 +8,8 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self):
-        from .api.authentication import connect_signals
-
         # The role groups come back with their permissions after every migrate or flush.
         post_migrate.connect(_ensure_roles, sender=self)
-        # A changed token, user, group or permission is not answered from the API's token memory.
-        connect_signals()
 
 
 def _ensure_roles(sender, **kwargs):

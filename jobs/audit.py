@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from contracts import validate_event
 
-from . import change_feed
 from .events import chain_hash, document_of, projection_fields
 from .models import JobEvent, JobSpec, JobState
 from .state import ZERO_HASH, IllegalTransition, apply_event, initial_state
@@ -105,5 +104,4 @@ def rebuild_states(job_ids: list[str] | None = None, *, apply: bool = True) -> t
             drift.append(Finding(job_id, None, f"{name}: stored {getattr(row, name)!r}, events say {value!r}"))
         if changed and apply:
             JobState.objects.filter(job_id=job_id).update(**changed)
-            change_feed.changed_here(job_id)
     return len(specs), drift

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 
 from contracts import canonical_json, sha256_hex, validate_event
 
-from . import change_feed, sql
+from . import sql
 from .actors import Actor
 from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
@@ -154,7 +154,6 @@ def append_events(
         if updated != 1:
             raise Conflict(f"job {job_id} changed while appending", code="seq_conflict")
         _announce_if_runnable(job_id, new_state)
-        change_feed.changed_here(job_id)
         return rows, new_state
 
 
@@ -184,7 +183,5 @@ def create_job(*, spec: JobSpec, submit_event: NewEvent) -> JobEvent:
         sql.insert([JobState(job_id=spec.job_id, created_at=spec.created_at, updated_at=spec.created_at,
                              **projection_fields(new_state))])
         _announce_if_runnable(spec.job_id, new_state)
-        if spec.parent_job_id:
-            change_feed.changed_here(spec.parent_job_id)  # the parent's detail lists its children
         return rows[0]
 

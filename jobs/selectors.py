@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from contracts import sha256_hex
 from research.artifacts import check_path, list_artifacts, read_artifact
@@ -87,10 +87,6 @@ def _job_cursor_after(cursor: str) -> Q:
 
 # -- jobs ------------------------------------------------------------------------------------------------------
 
-# Bump when the fields of a job's summary or detail change: pages and details kept in a cache shared by
-# processes (EAM_CACHE_URL) carry it in their keys, so none is answered in an older shape after a deploy.
-ANSWER_SHAPE = 1
-
 # What every job list shows: name in the answer -> JobState lookup. Lists read these as values, not models:
 # building two model instances per row was most of a list's time.
 SUMMARY_COLUMNS = {
@@ -120,10 +116,12 @@ def _verdicts(job_ids: list[str]) -> dict[str, str | None]:
     return dict(with_verdict(JobSpec.objects.filter(job_id__in=job_ids)).values_list("job_id", "verdict"))
 
 
-def _job_row(job_id: str, columns) -> dict:
-    """`columns` of one job's JobState row, and its `verdict`: one query. NotFound for an unknown or malformed id."""
+def _job_row(job_id: str, columns, **annotations) -> dict:
+    """`columns` of one job's JobState row, its `verdict` and `annotations`: one query. NotFound for an unknown
+    or malformed id."""
     check_job_id(job_id)
-    row = with_verdict(JobState.objects.filter(job_id=job_id)).values(*columns, "verdict").first()
+    rows = with_verdict(JobState.objects.filter(job_id=job_id)).annotate(**annotations)
+    row = rows.values(*columns, "verdict", *annotations).first()
     if row is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     return row
@@ -138,10 +136,7 @@ def job_summary(job_id: str) -> dict:
 def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50, where: Q | None = None) -> Page:
     """Jobs in the order they were created (created_at, job_id), `limit` at a time.
 
-    A page shows nothing of a job that changes without an event, and a job's `last_hash` names its events
-    (the hash chain). So a page is kept in Django's cache under the (job_id, last_hash) of its rows: a page
-    seen before costs one small query, a new one (or one with a job that moved on) two more, its rows and
-    their verdicts. `where` narrows the list further (the /ui queue: the jobs a reviewer may decide) with the
+    Two queries: the page's rows, and their verdicts. `where` narrows the list further (the /ui queue: the jobs a reviewer may decide) with the
     same order and cursors, so a page never repeats or skips a job.
     """
     rows = JobState.objects.order_by("created_at", "job_id")
@@ -159,15 +154,7 @@ def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50
         rows = rows.filter(where)
     if cursor:
         rows = rows.filter(_job_cursor_after(cursor))
-    versions = list(rows.values_list("job_id", "last_hash")[: limit + 1])
-    key = "eam:job-page:" + sha256_hex(repr((ANSWER_SHAPE, limit, versions)))
-    page = cache.get(key)
-    if page is None:
-        found = list(rows.values(*SUMMARY_COLUMNS.values(), "last_hash")[: limit + 1])
-        page = _page(found, limit)
-        if [(row["job_id"], row["last_hash"]) for row in found] == versions:
-            cache.set(key, page)  # else a job moved on between the two reads: this is not that version's page
-    return page
+    return _page(list(rows.values(*SUMMARY_COLUMNS.values())[: limit + 1]), limit)
 
 
 def _page(found: list[dict], limit: int) -> Page:
@@ -225,24 +212,54 @@ def _recorded_artifacts(job_id: str, up_to_seq: int | None = None) -> tuple[list
     return artifacts, run_id, ran
 
 
-DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "review_sha256", "error", "lease_owner", "lease_expires_at",
-                  "job__spec", "job__spec_sha256")
+DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
+                  "lease_expires_at", "job__spec", "job__spec_sha256")
+CAN = ("can_approve", "can_reject", "can_retry", "can_cancel")
 
 
-def job_detail(*, job_id: str, user) -> dict:
-    """Spec, derived state, verdict, lineage, recorded artifacts and what `user` may do now: three queries
-    (and the user's permissions, where the state allows an action at all).
+@dataclass(frozen=True)
+class JobHead:
+    """What `GET /jobs/{id}` reads first (one query by primary key): the job's row, what the caller may do,
+    and the version of the detail these fix, its ETag."""
 
-    Everything but the lease, the children and what the caller may do is fixed by the events up to
-    `last_seq` (jobs.api.detail keeps the rendered answer on that).
+    row: dict
+    can: dict
+    version: str
+
+
+def job_head(*, job_id: str, user) -> JobHead:
+    """The job's row with its verdict and number of children, and what `user` may do now: one query (and the
+    user's permissions, where the state allows an action at all). NotFound for an unknown or malformed id.
+
+    The detail is fixed by these: the spec is immutable, the events up to `last_seq` are named by the hash
+    chain's `last_hash`, the lease changes without an event, and children are insert-only rows, so their
+    number names the set.
     """
-    row = _job_row(job_id, DETAIL_COLUMNS)
+    children = (
+        JobSpec.objects.filter(root_job_id=OuterRef("job__root_job_id"), parent_job_id=OuterRef("job_id"))
+        .order_by().values("parent_job_id").annotate(n=Count("*")).values("n")
+    )
+    row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0))
+    can = allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
+                          policy_bundle_id=row["job__policy_bundle_id"], user=user)
+    shown = (job_id, row["last_hash"], row["lease_owner"], iso(row["lease_expires_at"]), row["children"],
+             tuple(can[name] for name in CAN))
+    return JobHead(row=row, can=can, version=sha256_hex(repr(shown).encode())[:32])
+
+
+def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
+    """Spec, derived state, verdict, lineage, recorded artifacts and what `user` may do now: two queries, and
+    one more to list the children of a job that has any. `head` is `job_head`'s answer, when read already."""
+    head = head or job_head(job_id=job_id, user=user)
+    row = head.row
     summary = _summary(row, row["verdict"])
     artifacts, run_id, _ = _recorded_artifacts(job_id, up_to_seq=row["last_seq"])
-    children = list(
-        JobSpec.objects.filter(root_job_id=summary["root_job_id"], parent_job_id=job_id)
-        .order_by("created_at", "job_id").values_list("job_id", flat=True)
-    )
+    children = []
+    if row["children"]:
+        children = list(
+            JobSpec.objects.filter(root_job_id=summary["root_job_id"], parent_job_id=job_id)
+            .order_by("created_at", "job_id").values_list("job_id", flat=True)
+        )
     return {
         **summary,
         "spec": row["job__spec"],
@@ -259,8 +276,7 @@ def job_detail(*, job_id: str, user) -> dict:
         },
         "run_id": run_id,
         "artifacts": artifacts,
-        **allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
-                          policy_bundle_id=row["job__policy_bundle_id"], user=user),
+        **head.can,
     }
 
 

@@ -44,19 +44,10 @@ def _flush_through_guards():
 
 @pytest.fixture(autouse=True)
 def _nothing_remembered_from_other_tests():
-    """Each test starts from an empty database, so nothing a process remembers of snapshots, tokens, job
-    details, their versions or verdicts may carry over."""
-    from django.core.cache import cache
-
-    from jobs import change_feed
-    from jobs.api.authentication import forget_tokens
+    """Each test starts from an empty database, so no snapshot row a process remembers may carry over."""
     from research.snapshots import forget_cached_snapshots
 
     forget_cached_snapshots()
-    forget_tokens()
-    cache.clear()
-    yield
-    change_feed.close()  # and no listening connection outlives its test (the test database is dropped)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 
-from jobs import change_feed, sql
+from jobs import sql
 from jobs.actors import Actor
 from jobs.events import RUNNABLE_CHANNEL, NewEvent, append_events, format_time, now, state_from_row
 from jobs.models import JobSpec, JobState
@@ -142,5 +142,4 @@ def renew(*, job_id: str, worker_id: str, started_seq: int, lease_seconds: int) 
     updated = JobState.objects.filter(job_id=job_id, lease_owner=worker_id, last_seq=started_seq).update(
         lease_expires_at=expires
     )
-    change_feed.changed_here(job_id)
     return updated == 1

@@ -34,11 +34,6 @@ JOB_ID = OpenApiParameter(
     "job_id", str, OpenApiParameter.PATH, pattern=JOB_ID_RE.pattern,
     description="first 12 hex characters of the sha256 of the job spec",
 )
-FRESH = OpenApiParameter(
-    "Cache-Control", str, OpenApiParameter.HEADER, required=False,
-    description="`no-cache` (or `max-age=0`): read the job's version from the database itself, not from the "
-                "API process's change feed (PostgreSQL); see docs/api.md, How fresh a job's detail is",
-)
 IF_NONE_MATCH = OpenApiParameter(
     "If-None-Match", str, OpenApiParameter.HEADER, required=False,
     description="the ETag of an earlier answer: 304 with no body when the detail has not changed since",

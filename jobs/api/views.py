@@ -16,10 +16,9 @@ from jobs.errors import InvalidInput
 from jobs.ids import check_job_id
 from jobs.roles import APPROVE, OPERATE, SUBMIT
 
-from . import detail
 from . import serializers as s
 from .exceptions import pointer_errors
-from .schema import FRESH, IF_NONE_MATCH, JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
+from .schema import IF_NONE_MATCH, JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
 
 SELECTOR_CONTENT_TYPES = sorted(set(selectors.CONTENT_TYPES.values()) | {"application/octet-stream"})
 
@@ -54,12 +53,6 @@ def not_modified(request, etag: str) -> bool:
         return False
     tags = {tag.removeprefix("W/") for tag in parse_etags(header)}
     return etag in tags or "*" in tags
-
-
-def asks_fresh(request) -> bool:
-    """Whether the request says `Cache-Control: no-cache` (or max-age=0): answer from the database itself."""
-    directives = {d.strip().lower().replace(" ", "") for d in request.META.get("HTTP_CACHE_CONTROL", "").split(",")}
-    return bool(directives & {"no-cache", "max-age=0"})
 
 
 def _tagged(response: HttpResponse, etag: str) -> HttpResponse:
@@ -144,19 +137,18 @@ class JobViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="jobs_read", summary="A job: spec, state, verdict, lineage, artifacts, what you may do now",
-        tags=["read"], parameters=[JOB_ID, FRESH, IF_NONE_MATCH],
+        tags=["read"], parameters=[JOB_ID, IF_NONE_MATCH],
         responses={200: s.JobDetail, 304: OpenApiResponse(description="If-None-Match names the current ETag"),
                    **error_responses(*READS)},
     )
     def retrieve(self, request, job_id=None):
         check_job_id(job_id)
         read_query(request, s.NoQuery)
-        current = detail.version(job_id=job_id, user=request.user, fresh=asks_fresh(request))
-        if not_modified(request, current.etag):
-            return _tagged(HttpResponseNotModified(), current.etag)
-        body, etag = detail.body(job_id=job_id, user=request.user, current=current)
-        response = HttpResponse(body, content_type="application/json")
-        return _tagged(response, etag) if etag else response  # no ETag: the job moved on while it was read
+        head = selectors.job_head(job_id=job_id, user=request.user)
+        etag = f'"{head.version}"'
+        if not_modified(request, etag):
+            return _tagged(HttpResponseNotModified(), etag)
+        return _tagged(Response(selectors.job_detail(job_id=job_id, user=request.user, head=head)), etag)
 
     @extend_schema(
         operation_id="jobs_events", summary="A job's events after a seq", tags=["read"],

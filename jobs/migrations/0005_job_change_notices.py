@@ -1,19 +1,10 @@
-"""PostgreSQL announces every change to a job's projection row, and each new child job, on eam_job_changed
-(jobs.change_feed). Nothing on SQLite."""
+"""Formerly installed PostgreSQL notice triggers for a per-process cache of job details; that cache is gone
+and 0006 drops the triggers where this migration once created them. Kept, empty, so that the migration
+history of existing databases stays whole."""
 from django.db import migrations
-
-from jobs import change_feed
-
-
-def install(apps, schema_editor):
-    change_feed.install(schema_editor)
-
-
-def uninstall(apps, schema_editor):
-    change_feed.uninstall(schema_editor)
 
 
 class Migration(migrations.Migration):
     dependencies = [("jobs", "0004_roles")]
 
-    operations = [migrations.RunPython(install, uninstall, elidable=False)]
+    operations = []
