@@ -2,6 +2,7 @@
 import base64
 
 import pytest
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import JobState
@@ -192,3 +193,22 @@ def test_submitted_job_is_visible_to_other_users(people):
     job = submitted(people.submitter, "visible")
     listed = client_for(people.operator).get("/jobs").json()["results"]
     assert [j["job_id"] for j in listed] == [job.job_id]
+
+
+def test_a_revoked_token_is_refused_on_the_next_request(people):
+    client = client_for(people.reviewer)
+    job = waiting_job(people.submitter, "revoked")
+    assert client.get(f"/jobs/{job.job_id}").status_code == 200
+    written = counts()
+    Token.objects.filter(user=people.reviewer).delete()
+    assert_error(client.get(f"/jobs/{job.job_id}"), 401, "authentication_failed")
+    assert_error(post_json(client, f"/jobs/{job.job_id}/approve?step=runspec", {}), 401, "authentication_failed")
+    assert counts() == written
+
+
+def test_a_deactivated_users_token_is_refused_on_the_next_request(people):
+    client = client_for(people.reviewer)
+    job = waiting_job(people.submitter, "deactivated")
+    assert client.get(f"/jobs/{job.job_id}").status_code == 200
+    type(people.reviewer).objects.filter(pk=people.reviewer.pk).update(is_active=False)  # no signal sent
+    assert_error(client.get(f"/jobs/{job.job_id}"), 401, "authentication_failed")
