@@ -1,21 +1,26 @@
-"""The single write path for job events: validate, chain, insert and project, in one transaction.
+"""The single write path for job events, and one builder per event type.
 
-Nothing else creates a JobEvent row. The expected `seq` is the optimistic lock: two writers that race
-for the same seq cannot both win; the loser gets `Conflict`, never a duplicate.
+Nothing else creates a JobEvent row, and no other module builds an event's payload. An append is one SQL
+statement on PostgreSQL: it moves the job's projection row from the expected `seq` and inserts the events,
+or does nothing at all. The expected `seq` is the optimistic lock: two writers that race for the same seq
+cannot both win; the loser gets `Conflict`, never a duplicate.
 """
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from contracts import canonical_json, sha256_hex, validate_event
 
-from . import sql
 from .actors import Actor
 from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
-from .pipelines import EVENT_SCHEMA, EventType, Status
+from .pipelines import EVENT_SCHEMA, SUBMIT_EVENTS, EventType, Kind, Status
 from .state import DerivedState, IllegalTransition, apply_event, initial_state
+
+# Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
+# retried) is announced, and the notice is delivered when the transaction commits, never before.
+RUNNABLE_CHANNEL = "eam_job_runnable"
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,77 @@ class NewEvent:
     step: str | None = None
     payload: dict | None = None
 
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a job's running step, and until when; `Lease()` is no lease."""
+
+    owner: str | None = None
+    expires_at: datetime | None = None
+
+
+# -- builders: one per event type ------------------------------------------------------------------------------
+
+def submitted(kind: Kind, *, actor: Actor, inputs_sha256: str) -> NewEvent:
+    return NewEvent(SUBMIT_EVENTS[kind], actor, payload={"submitter": actor.id, "inputs_sha256": inputs_sha256})
+
+
+def step_started(*, step: str, worker_id: str, attempt: int, lease_expires_at: datetime,
+                 recovered_from: str | None = None) -> NewEvent:
+    return NewEvent(EventType.STEP_STARTED, Actor.worker(worker_id), step=step, payload={
+        "attempt": attempt, "worker": worker_id, "lease_expires_at": format_time(lease_expires_at),
+        "recovered_from": recovered_from,
+    })
+
+
+def step_completed(result_event: EventType, *, step: str, worker_id: str, artifacts: list[dict],
+                   summary: dict) -> NewEvent:
+    """A step's result (RUNSPEC_COMPILED, RUN_COMPLETED, …): the artifacts it wrote and a small summary."""
+    return NewEvent(result_event, Actor.worker(worker_id), step=step,
+                    payload={"artifacts": artifacts, "summary": summary})
+
+
+def waiting_approval(*, checkpoint: str, worker_id: str, artifact_sha256: str | None,
+                     artifact_path: str | None) -> NewEvent:
+    return NewEvent(EventType.WAITING_APPROVAL, Actor.worker(worker_id), step=checkpoint,
+                    payload={"artifact_sha256": artifact_sha256, "artifact_path": artifact_path})
+
+
+def approved(*, step: str, actor: Actor, comment: str, artifact_sha256: str | None) -> NewEvent:
+    return NewEvent(EventType.APPROVED, actor, step=step,
+                    payload={"comment": comment or "", "artifact_sha256": artifact_sha256})
+
+
+def rejected(*, step: str, actor: Actor, reason: str) -> NewEvent:
+    return NewEvent(EventType.REJECTED, actor, step=step, payload={"reason": reason})
+
+
+def step_failed(*, step: str, worker_id: str, error_class: str, message: str, attempt: int,
+                retry_at: datetime | None) -> NewEvent:
+    """A failed attempt; `retry_at` None: no attempt is left (an ERROR follows)."""
+    return NewEvent(EventType.STEP_FAILED, Actor.worker(worker_id), step=step, payload={
+        "error_class": error_class, "message": message, "attempt": attempt, "retryable": retry_at is not None,
+        "retry_at": format_time(retry_at) if retry_at else None,
+    })
+
+
+def error(*, step: str | None, actor: Actor, error_class: str, message: str) -> NewEvent:
+    return NewEvent(EventType.ERROR, actor, step=step, payload={"error_class": error_class, "message": message})
+
+
+def retry_requested(*, actor: Actor, reason: str) -> NewEvent:
+    return NewEvent(EventType.RETRY_REQUESTED, actor, payload={"reason": reason or "", "operator": actor.id})
+
+
+def cancelled(*, actor: Actor, reason: str) -> NewEvent:
+    return NewEvent(EventType.CANCELLED, actor, payload={"reason": reason or "", "operator": actor.id})
+
+
+def done(*, worker_id: str) -> NewEvent:
+    return NewEvent(EventType.DONE, Actor.worker(worker_id))
+
+
+# -- hashing ---------------------------------------------------------------------------------------------------
 
 def format_time(moment: datetime) -> str:
     """The one text form of a timestamp inside hashed documents (UTC, microseconds)."""
@@ -72,6 +148,8 @@ def document_of(row: JobEvent) -> dict:
     )
 
 
+# -- the projection --------------------------------------------------------------------------------------------
+
 def state_from_row(row: JobState) -> DerivedState:
     return DerivedState(
         kind=row.kind, status=row.status, stage=row.stage, next_step=row.next_step, waiting_step=row.waiting_step,
@@ -92,6 +170,7 @@ def projection_fields(state: DerivedState) -> dict:
 
 
 def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], recorded_at: datetime):
+    """The rows of `events` after `state`, validated, chained and folded: (rows, the state they lead to)."""
     rows = []
     stamp = format_time(recorded_at)
     for new in events:
@@ -119,53 +198,105 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
     return rows, state
 
 
-def append_events(
-    *, job_id: str, expected_seq: int, events: list[NewEvent], state: DerivedState | None = None,
-    state_changes: dict | None = None,
-) -> tuple[list[JobEvent], DerivedState]:
-    """Append `events` as seq `expected_seq`, `expected_seq + 1`, … and update the projection.
+# -- the statements --------------------------------------------------------------------------------------------
+# Written by hand because an append must be one statement: the ORM cannot put an UPDATE and an INSERT in one.
+# Values go through the backend's own adapters (`connection.ops.adapt_*`), as the ORM would send them.
 
-    `state` may be passed by a caller that already holds the job's current state (saves a read); it is
-    checked against the stored projection by the conditional update, never trusted blindly.
-    `state_changes` sets extra JobState columns in the same update (the lease, for the engine).
-    """
-    with transaction.atomic(savepoint=False):
-        if state is None:
-            row = JobState.objects.filter(job_id=job_id).first()
-            if row is None:
-                raise NotFound(f"job {job_id} not found", code="job_not_found")
-            state = state_from_row(row)
-        if state.last_seq != expected_seq - 1:
-            raise Conflict(
-                f"job {job_id} has moved on (last seq {state.last_seq}, expected {expected_seq - 1})",
-                code="seq_conflict",
+MOVED_COLUMNS = ("kind", "status", "stage", "next_step", "waiting_step", "review_sha256", "attempt", "error",
+                 "last_seq", "last_event_type", "last_hash", "available_at", "updated_at")
+LEASE_COLUMNS = ("lease_owner", "lease_expires_at")
+EVENT_COLUMNS = ("job_id", "seq", "event_type", "step", "actor", "payload", "schema_version", "recorded_at",
+                 "prev_hash", "hash")
+# PostgreSQL infers a VALUES list's types from its first row: these casts make the JSON and time columns fit.
+EVENT_CASTS = {"actor": "::jsonb", "payload": "::jsonb", "recorded_at": "::timestamptz", "seq": "::integer"}
+
+
+def _adapt(value):
+    ops = connection.ops
+    if isinstance(value, datetime):
+        return ops.adapt_datetimefield_value(value)
+    if isinstance(value, (dict, list)):
+        return ops.adapt_json_value(value, None)
+    return value
+
+
+def _move_state(columns) -> str:
+    """Move the job's projection row on, from the seq the appender read (the fence)."""
+    assignments = ", ".join(f"{name} = %s" for name in columns)
+    return f"UPDATE jobs_jobstate SET {assignments} WHERE job_id = %s AND last_seq = %s"
+
+
+def _insert_events(count: int, *, source: str = "") -> str:
+    """Insert `count` events; with `source`, only if that CTE returned a row (the move succeeded)."""
+    postgresql = connection.vendor == "postgresql"
+    first = ", ".join("%s" + (EVENT_CASTS.get(c, "") if postgresql else "") for c in EVENT_COLUMNS)
+    rest = ", ".join(["%s"] * len(EVENT_COLUMNS))
+    values = ", ".join([f"({first})"] + [f"({rest})"] * (count - 1))
+    columns = ", ".join(EVENT_COLUMNS)
+    if not source:
+        return f"INSERT INTO jobs_jobevent ({columns}) VALUES {values} RETURNING id"
+    return (f"INSERT INTO jobs_jobevent ({columns}) SELECT * FROM (VALUES {values}) AS new ({columns})"
+            f" WHERE EXISTS (SELECT 1 FROM {source}) RETURNING id")
+
+
+def _event_params(rows: list[JobEvent]) -> list:
+    return [_adapt(getattr(row, c)) for row in rows for c in EVENT_COLUMNS]
+
+
+def _append_statement(job_id: str, from_seq: int, moved: dict, rows: list[JobEvent], announce: bool) -> list[int]:
+    """Move the projection from `from_seq` and insert `rows`; their ids, or [] when the fence refused."""
+    move_params = [_adapt(v) for v in moved.values()] + [job_id, from_seq]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            notice = f", pg_notify('{RUNNABLE_CHANNEL}', %s)" if announce else ""
+            cursor.execute(
+                f"WITH moved AS ({_move_state(moved)} RETURNING job_id),"
+                f" added AS ({_insert_events(len(rows), source='moved')})"
+                f" SELECT id{notice} FROM added",
+                move_params + _event_params(rows) + ([job_id] if announce else []),
             )
-        recorded_at = now()
-        rows, new_state = _build_rows(job_id, state, events, recorded_at)
-        try:
-            sql.insert(rows)
-        except IntegrityError as exc:
-            raise Conflict(f"another writer appended seq {expected_seq} of job {job_id} first", code="seq_conflict") from exc
-        updated = sql.update(
-            JobState,
-            values={**projection_fields(new_state), "updated_at": recorded_at, **(state_changes or {})},
-            where={"job_id": job_id, "last_seq": state.last_seq},
+            return [found[0] for found in cursor.fetchall()]
+        with transaction.atomic(savepoint=False):  # SQLite: the same two writes, in one transaction
+            cursor.execute(_move_state(moved), move_params)
+            if cursor.rowcount != 1:
+                return []
+            cursor.execute(_insert_events(len(rows)), _event_params(rows))
+            return [found[0] for found in cursor.fetchall()]
+
+
+KEEP = object()  # `lease=KEEP`: the append leaves the lease columns as they are
+
+
+def append_events(
+    *, job_id: str, expected_seq: int, events: list[NewEvent], state: DerivedState | None = None, lease=KEEP,
+) -> tuple[list[JobEvent], DerivedState]:
+    """Append `events` as seq `expected_seq`, `expected_seq + 1`, … and move the projection with them.
+
+    `state` may be passed by a caller that already holds the job's current state (saves a read); the
+    statement's fence checks it against the stored projection, so it is never trusted blindly. `lease` (a
+    `Lease`) sets the lease columns in the same statement: the engine's claim, hand-over and release.
+    """
+    if state is None:
+        row = JobState.objects.filter(job_id=job_id).first()
+        if row is None:
+            raise NotFound(f"job {job_id} not found", code="job_not_found")
+        state = state_from_row(row)
+    if state.last_seq != expected_seq - 1:
+        raise Conflict(
+            f"job {job_id} has moved on (last seq {state.last_seq}, expected {expected_seq - 1})",
+            code="seq_conflict",
         )
-        if updated != 1:
-            raise Conflict(f"job {job_id} changed while appending", code="seq_conflict")
-        _announce_if_runnable(job_id, new_state)
-        return rows, new_state
-
-
-# Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
-# retried) is announced, and the notice is delivered when the transaction commits, never before.
-RUNNABLE_CHANNEL = "eam_job_runnable"
-
-
-def _announce_if_runnable(job_id: str, state: DerivedState) -> None:
-    if connection.vendor == "postgresql" and state.status == Status.QUEUED:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [RUNNABLE_CHANNEL, job_id])
+    recorded_at = now()
+    rows, new_state = _build_rows(job_id, state, events, recorded_at)
+    moved = {**projection_fields(new_state), "updated_at": recorded_at}
+    if lease is not KEEP:
+        moved.update(lease_owner=lease.owner, lease_expires_at=lease.expires_at)
+    ids = _append_statement(job_id, state.last_seq, moved, rows, announce=new_state.status == Status.QUEUED)
+    if not ids:
+        raise Conflict(f"another writer appended seq {expected_seq} of job {job_id} first", code="seq_conflict")
+    for row, pk in zip(rows, ids):
+        row.id = pk
+    return rows, new_state
 
 
 def append_event(*, job_id: str, expected_seq: int, event: NewEvent, **options) -> JobEvent:
@@ -174,14 +305,16 @@ def append_event(*, job_id: str, expected_seq: int, event: NewEvent, **options) 
 
 
 def create_job(*, spec: JobSpec, submit_event: NewEvent) -> JobEvent:
-    """Insert a new JobSpec with its first event and its projection (the caller holds a transaction)."""
-    with transaction.atomic(savepoint=False):
-        sql.insert([spec])
-        state = initial_state(spec.kind)
-        rows, new_state = _build_rows(spec.job_id, state, [submit_event], spec.created_at)
-        sql.insert(rows)
-        sql.insert([JobState(job_id=spec.job_id, created_at=spec.created_at, updated_at=spec.created_at,
-                             **projection_fields(new_state))])
-        _announce_if_runnable(spec.job_id, new_state)
+    """Insert a new JobSpec with its first event and its projection, in one transaction."""
+    with transaction.atomic():
+        spec.save(force_insert=True)
+        rows, new_state = _build_rows(spec.job_id, initial_state(spec.kind), [submit_event], spec.created_at)
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_events(1), _event_params(rows))
+            rows[0].id = cursor.fetchone()[0]
+        JobState.objects.create(job_id=spec.job_id, created_at=spec.created_at, updated_at=spec.created_at,
+                                **projection_fields(new_state))
+        if connection.vendor == "postgresql" and new_state.status == Status.QUEUED:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, %s)", [RUNNABLE_CHANNEL, spec.job_id])
         return rows[0]
-

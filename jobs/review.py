@@ -1,8 +1,5 @@
-"""What reviewers see and do, shared by the admin and the /ui pages: a job's verdict, its timeline, links to
-its artifacts, and a bulk approval that reports per job what happened.
-
-Reads run a fixed number of queries whatever the number of jobs or events; the only write, `approve_pending`,
-goes through `services.approve` for each job.
+"""What reviewers see, shared by the admin and the /ui pages: a job's verdict, its timeline, links to its
+artifacts. Reads only, each a fixed number of queries whatever the number of jobs or events.
 """
 import json
 import re
@@ -13,9 +10,6 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KT
 from django.urls import reverse
 
-from . import services
-from .actors import Actor
-from .errors import DomainError
 from .models import JobEvent, JobSpec
 from .pipelines import EventType
 
@@ -134,42 +128,3 @@ def artifact_links(detail: dict) -> list[dict]:
             "under_review": bool(detail["review_sha256"]) and ref["sha256"] == detail["review_sha256"],
         })
     return links
-
-
-# -- bulk approval ---------------------------------------------------------------------------------------------
-
-APPROVED = "approved"
-NOT_WAITING = "not_waiting"
-FOUR_EYES = "four_eyes"
-REFUSED = "refused"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What approving one job's pending checkpoint did: `kind` is one of the names above."""
-
-    job_id: str
-    kind: str
-    step: str | None
-    status: str
-    detail: str
-
-
-def approve_pending(*, jobs: list[JobSpec], user, comment: str = "") -> list[Outcome]:
-    """Approve the checkpoint each job (with its state loaded) waits at, as `user`; one outcome per job, in
-    the order given. `status` and `step` are as read; the service decides every case against the state in
-    its own transaction, so a checkpoint that changed since is refused, never approved unseen.
-    """
-    actor = Actor.user(user)
-    outcomes = []
-    for job in jobs:
-        state = job.state
-        step = state.waiting_step or ""
-        try:
-            services.approve(job_id=job.job_id, step=step, actor=actor, comment=comment)
-        except DomainError as error:
-            kind = {"not_waiting": NOT_WAITING, "four_eyes": FOUR_EYES}.get(error.code, REFUSED)
-            outcomes.append(Outcome(job.job_id, kind, step or None, state.status, error.detail))
-        else:
-            outcomes.append(Outcome(job.job_id, APPROVED, step, state.status, ""))
-    return outcomes

@@ -2,19 +2,23 @@
 
 The API, the admin, the /ui pages and the management commands call these and nothing else.
 """
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from contracts import canonical_json, content_id, sha256_hex, validate
 from research.errors import SnapshotNotFound
 from research.snapshots import get_snapshot
 
 from .actors import Actor
-from .errors import Conflict, Forbidden, InvalidInput, NotFound
+from . import events
+from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from .events import NewEvent, append_event, now, state_from_row
 from .ids import check_job_id, check_name_id
-from .events import NewEvent, append_event, create_job, now, state_from_row
 from .models import JobEvent, JobSpec, JobState
-from .pipelines import SUBMIT_EVENTS, EventType, Kind, Status
+from .pipelines import TERMINAL_STATUSES, Kind, Status
 from .policy import four_eyes_required, policy_bundle_exists
 
 _INPUT_CONTRACTS = {Kind.BLUEPRINT: ("blueprint", "blueprint_v1"), Kind.IDEA: ("idea", "idea_spec_v1")}
@@ -77,13 +81,9 @@ def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) 
         root_job_id=lineage.get("root_job_id", job_id), parent_job_id=lineage.get("parent_job_id"),
         generation=lineage.get("generation", 0), created_at=created_at, submitted_by=actor.id,
     )
-    submit = NewEvent(
-        SUBMIT_EVENTS[kind], actor,
-        payload={"submitter": actor.id, "inputs_sha256": sha256_hex(canonical_json(spec[member]))},
-    )
+    submit = events.submitted(kind, actor=actor, inputs_sha256=sha256_hex(canonical_json(spec[member])))
     try:
-        with transaction.atomic():
-            create_job(spec=job, submit_event=submit)
+        events.create_job(spec=job, submit_event=submit)
     except IntegrityError:
         # Someone submitted the same content at the same moment: theirs is the job.
         existing = JobSpec.objects.filter(job_id=job_id).first()
@@ -130,7 +130,17 @@ def submit_idea(
     return submit_job_spec(spec=spec, actor=actor, lineage_allowed=lineage_allowed)
 
 
-def _decision_checks(job: JobSpec, state: JobState, step: str, actor: Actor) -> None:
+def _command(job_id: str, decide: Callable[[JobSpec, JobState], NewEvent]) -> JobEvent:
+    """The skeleton of every command on an existing job: load it with its state, let `decide` check the state
+    and build the event (or raise), append it fenced by the seq read. No transaction is needed: if anything
+    was appended since the read, the append is refused with `seq_conflict` and nothing is written."""
+    job = get_job(job_id)
+    event = decide(job, job.state)
+    return append_event(job_id=job_id, expected_seq=job.state.last_seq + 1, event=event,
+                        state=state_from_row(job.state))
+
+
+def _check_decision(job: JobSpec, state: JobState, step: str, actor: Actor) -> None:
     if state.status != Status.WAITING_APPROVAL or state.waiting_step != step:
         where = f"waiting at {state.waiting_step}" if state.waiting_step else state.status
         raise Conflict(f"job {job.job_id} is not waiting at {step} ({where})", code="not_waiting")
@@ -142,20 +152,16 @@ def approve(
     *, job_id: str, step: str, actor: Actor, comment: str = "", artifact_sha256: str | None = None
 ) -> JobEvent:
     """Approve the checkpoint the job waits at; a stale artifact sha256 or a second decision is a Conflict."""
-    with transaction.atomic():
-        job = get_job(job_id)
-        state = job.state
-        _decision_checks(job, state, step, actor)
+    def decide(job, state):
+        _check_decision(job, state, step, actor)
         if artifact_sha256 is not None and artifact_sha256 != state.review_sha256:
             raise Conflict(
                 f"stale review: the {step} artifact under review is {state.review_sha256}, not {artifact_sha256}",
                 code="stale_review",
             )
-        event = NewEvent(
-            EventType.APPROVED, actor, step=step,
-            payload={"comment": comment or "", "artifact_sha256": state.review_sha256},
-        )
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))
+        return events.approved(step=step, actor=actor, comment=comment, artifact_sha256=state.review_sha256)
+
+    return _command(job_id, decide)
 
 
 def reject(*, job_id: str, step: str, actor: Actor, reason: str) -> JobEvent:
@@ -163,31 +169,67 @@ def reject(*, job_id: str, step: str, actor: Actor, reason: str) -> JobEvent:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("a rejection needs a reason", code="reason_required",
                            errors=[{"path": "/reason", "message": "required, not blank"}])
-    with transaction.atomic():
-        job = get_job(job_id)
-        state = job.state
-        _decision_checks(job, state, step, actor)
-        event = NewEvent(EventType.REJECTED, actor, step=step, payload={"reason": reason.strip()})
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))
+
+    def decide(job, state):
+        _check_decision(job, state, step, actor)
+        return events.rejected(step=step, actor=actor, reason=reason.strip())
+
+    return _command(job_id, decide)
 
 
 def cancel(*, job_id: str, actor: Actor, reason: str = "") -> JobEvent:
     """Cancel a job that has not ended; a worker running it cannot write its result afterwards."""
-    with transaction.atomic():
-        job = get_job(job_id)
-        state = job.state
-        if state.status in (Status.DONE, Status.REJECTED, Status.CANCELLED, Status.STOPPED_BUDGET):
+    def decide(job, state):
+        if state.status in TERMINAL_STATUSES:
             raise Conflict(f"job {job_id} has already ended ({state.status})", code="job_ended")
-        event = NewEvent(EventType.CANCELLED, actor, payload={"reason": reason or "", "operator": actor.id})
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))
+        return events.cancelled(actor=actor, reason=reason)
+
+    return _command(job_id, decide)
 
 
 def retry(*, job_id: str, actor: Actor, reason: str = "") -> JobEvent:
     """Make a job in ERROR runnable again, from the step that failed, with a fresh attempt count."""
-    with transaction.atomic():
-        job = get_job(job_id)
-        state = job.state
+    def decide(job, state):
         if state.status != Status.ERROR:
             raise Conflict(f"only a job in error can be retried; job {job_id} is {state.status}", code="not_in_error")
-        event = NewEvent(EventType.RETRY_REQUESTED, actor, payload={"reason": reason or "", "operator": actor.id})
-        return append_event(job_id=job_id, expected_seq=state.last_seq + 1, event=event, state=state_from_row(state))
+        return events.retry_requested(actor=actor, reason=reason)
+
+    return _command(job_id, decide)
+
+
+# -- bulk approval (the admin's action) ---------------------------------------------------------------------------
+
+APPROVED = "approved"
+NOT_WAITING = "not_waiting"
+FOUR_EYES = "four_eyes"
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What approving one job's pending checkpoint did: `kind` is one of the names above."""
+
+    job_id: str
+    kind: str
+    step: str | None
+    status: str
+    detail: str
+
+
+def approve_pending(*, jobs: list[JobSpec], actor: Actor, comment: str = "") -> list[Outcome]:
+    """Approve the checkpoint each job (with its state loaded) waits at; one outcome per job, in the order
+    given. `status` and `step` are as read; `approve` decides every case against the state it reads itself,
+    so a checkpoint that changed since is refused, never approved unseen.
+    """
+    outcomes = []
+    for job in jobs:
+        state = job.state
+        step = state.waiting_step or ""
+        try:
+            approve(job_id=job.job_id, step=step, actor=actor, comment=comment)
+        except DomainError as failure:
+            kind = {"not_waiting": NOT_WAITING, "four_eyes": FOUR_EYES}.get(failure.code, REFUSED)
+            outcomes.append(Outcome(job.job_id, kind, step or None, state.status, failure.detail))
+        else:
+            outcomes.append(Outcome(job.job_id, APPROVED, step, state.status, ""))
+    return outcomes

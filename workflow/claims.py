@@ -1,22 +1,29 @@
-"""Claims and leases: the one place where a worker takes a job, renews its lease or lets it go.
+"""Claims and leases: the one place where a worker takes a job, keeps its lease while a step runs, and lets
+it go.
 
-A claim is a short transaction: pick the first runnable job in (created_at, job_id) order that no live
+A claim is a short transaction: lock the first runnable job in (created_at, job_id) order that no live
 lease holds — `FOR UPDATE SKIP LOCKED` on PostgreSQL, the IMMEDIATE write lock on SQLite — and append
 STEP_STARTED with the lease. The STEP_STARTED seq is the fencing token: the step's result must take the
 next seq, so a worker whose lease was taken over cannot write its stale result.
 """
+import logging
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 
-from jobs import sql
+from jobs import events
 from jobs.actors import Actor
-from jobs.events import RUNNABLE_CHANNEL, NewEvent, append_events, format_time, now, state_from_row
+from jobs.events import RUNNABLE_CHANNEL, Lease, append_events, now, state_from_row
 from jobs.models import JobSpec, JobState
-from jobs.pipelines import EventType, Status
+from jobs.pipelines import RUNNABLE_STATUSES, Status
 from jobs.state import DerivedState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,49 +44,21 @@ class Abandoned:
     message: str
 
 
-def _runnable_condition(moment: datetime, job_ids) -> tuple[str, list]:
+def _runnable(moment: datetime, job_ids) -> Q:
     """Runnable: queued or running with a step due, not waiting for a retry time, and no live lease."""
-    moment_param = sql.param(JobState, "available_at", moment)
-    condition = """s.status IN (%s, %s) AND s.next_step IS NOT NULL
-          AND (s.available_at IS NULL OR s.available_at <= %s)
-          AND (s.lease_expires_at IS NULL OR s.lease_expires_at < %s)"""
-    params = [Status.QUEUED.value, Status.RUNNING.value, moment_param, moment_param]
+    condition = (
+        Q(status__in=RUNNABLE_STATUSES, next_step__isnull=False)
+        & (Q(available_at__isnull=True) | Q(available_at__lte=moment))
+        & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=moment))
+    )
     if job_ids:
-        condition += f" AND s.job_id IN ({', '.join(['%s'] * len(job_ids))})"
-        params += list(job_ids)
-    return condition, params
-
-
-def _first_runnable(moment: datetime, job_ids) -> JobState | None:
-    """The first runnable job's state (its spec attached), locked for this transaction; None if there is none.
-
-    In (created_at, job_id) order; on PostgreSQL rows other workers hold are skipped, not waited for.
-    """
-    condition, params = _runnable_condition(moment, job_ids)
-    lock = "FOR UPDATE OF s SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    statement = f"""
-        SELECT {sql.columns(JobState, "s", connection.vendor)}, {sql.columns(JobSpec, "j", connection.vendor)}
-        FROM {JobState._meta.db_table} s JOIN {JobSpec._meta.db_table} j ON j.job_id = s.job_id
-        WHERE {condition}
-        ORDER BY s.created_at, s.job_id
-        LIMIT 1 {lock}"""
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    width = len(JobState._meta.concrete_fields)
-    row = sql.instance(JobState, found[:width])
-    row.job = sql.instance(JobSpec, found[width:])
-    return row
+        condition &= Q(job_id__in=job_ids)
+    return condition
 
 
 def any_runnable(job_ids=None) -> bool:
     """Whether a claim could find work now: one read, no lock, no transaction (an idle worker's poll)."""
-    condition, params = _runnable_condition(now(), job_ids)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {JobState._meta.db_table} s WHERE {condition} LIMIT 1", params)
-        return cursor.fetchone() is not None
+    return JobState.objects.filter(_runnable(now(), job_ids)).exists()
 
 
 def wait_for_work(seconds: float) -> None:
@@ -97,43 +76,41 @@ def wait_for_work(seconds: float) -> None:
         pass
 
 
-def start_event(state: DerivedState, *, worker_id: str, expires: datetime, recovered_from: str | None) -> NewEvent:
-    return NewEvent(
-        EventType.STEP_STARTED, Actor.worker(worker_id), step=state.next_step,
-        payload={
-            "attempt": state.attempt + 1, "worker": worker_id, "lease_expires_at": format_time(expires),
-            "recovered_from": recovered_from,
-        },
-    )
-
-
-def lease(worker_id: str | None, expires: datetime | None) -> dict:
-    return {"lease_owner": worker_id, "lease_expires_at": expires}
-
-
 def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids=None) -> Claim | Abandoned | None:
     """Claim the first runnable job, or None when there is none."""
     moment = now()
     expires = moment + timedelta(seconds=lease_seconds)
     with transaction.atomic():
-        row = _first_runnable(moment, job_ids)
+        # Rows another worker holds are skipped on PostgreSQL, not waited for; SQLite ignores the lock and
+        # relies on the transaction's IMMEDIATE write lock.
+        row = (
+            JobState.objects.select_for_update(skip_locked=True, of=("self",)).select_related("job")
+            .filter(_runnable(moment, job_ids)).order_by("created_at", "job_id").first()
+        )
         if row is None:
             return None
         state = state_from_row(row)
         recovered_from = (row.lease_owner or "unknown") if row.status == Status.RUNNING else None
         if recovered_from and state.attempt >= max_attempts:
             message = f"the step lost its worker's lease {state.attempt} time(s) (last worker {recovered_from})"
-            error = NewEvent(EventType.ERROR, Actor.worker(worker_id), step=state.next_step,
-                             payload={"error_class": "LeaseExpired", "message": message})
-            append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[error], state=state,
-                          state_changes=lease(None, None))
+            lost = events.error(step=state.next_step, actor=Actor.worker(worker_id), error_class="LeaseExpired",
+                                message=message)
+            append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[lost], state=state,
+                          lease=Lease())
             return Abandoned(row.job_id, state.next_step, message)
-        start = start_event(state, worker_id=worker_id, expires=expires, recovered_from=recovered_from)
-        _, new_state = append_events(
-            job_id=row.job_id, expected_seq=state.last_seq + 1, events=[start], state=state,
-            state_changes=lease(worker_id, expires),
-        )
+        start = events.step_started(step=state.next_step, worker_id=worker_id, attempt=state.attempt + 1,
+                                    lease_expires_at=expires, recovered_from=recovered_from)
+        _, new_state = append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[start],
+                                     state=state, lease=Lease(worker_id, expires))
     return Claim(row.job_id, new_state, expires, recovered_from, row.job)
+
+
+def hand_over(*, step: str, worker_id: str, lease_seconds: int):
+    """(STEP_STARTED of the job's next step, the lease it takes): for a worker that goes straight on with the
+    job it holds, in the same append as the previous step's result, without a new claim."""
+    expires = now() + timedelta(seconds=lease_seconds)
+    start = events.step_started(step=step, worker_id=worker_id, attempt=1, lease_expires_at=expires)
+    return start, Lease(worker_id, expires)
 
 
 def renew(*, job_id: str, worker_id: str, started_seq: int, lease_seconds: int) -> bool:
@@ -143,3 +120,79 @@ def renew(*, job_id: str, worker_id: str, started_seq: int, lease_seconds: int) 
         lease_expires_at=expires
     )
     return updated == 1
+
+
+@dataclass
+class HeldLease:
+    worker_id: str
+    lease_seconds: int
+    job_id: str
+    started_seq: int
+    due: float
+    lost: bool = False
+
+    @property
+    def interval(self) -> float:
+        return max(self.lease_seconds / 3, 0.2)
+
+
+class LeaseKeeper:
+    """One background thread per worker process renews the lease of the step running now, if it runs long.
+
+    The thread holds a database connection only while it renews, so it never keeps a database open.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._current: HeldLease | None = None
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def keeping(self, *, worker_id: str, lease_seconds: int, job_id: str, started_seq: int):
+        lease = HeldLease(worker_id, lease_seconds, job_id, started_seq, due=0.0)
+        lease.due = time.monotonic() + lease.interval
+        with self._lock:
+            self._current = lease
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self._thread.start()
+        self._changed.set()
+        try:
+            yield lease
+        finally:
+            with self._lock:
+                self._current = None
+
+    def _run(self):
+        while True:
+            with self._lock:
+                lease = self._current
+            timeout = None if lease is None else max(lease.due - time.monotonic(), 0.0)
+            if self._changed.wait(timeout):
+                self._changed.clear()
+                continue
+            with self._lock:
+                if self._current is not lease:
+                    continue
+            renewed = self._renew(lease)
+            with self._lock:
+                if self._current is lease:
+                    lease.due = time.monotonic() + lease.interval
+                    if renewed is False:
+                        lease.lost, self._current = True, None
+
+    @staticmethod
+    def _renew(lease: HeldLease) -> bool | None:
+        """True: renewed; False: the lease is gone (taken over, job moved on); None: could not tell now."""
+        try:
+            return renew(job_id=lease.job_id, worker_id=lease.worker_id, started_seq=lease.started_seq,
+                         lease_seconds=lease.lease_seconds)
+        except DatabaseError:
+            log.warning("could not renew the lease of job %s; trying again", lease.job_id, exc_info=True)
+            return None
+        finally:
+            connection.close()
+
+
+keeper = LeaseKeeper()

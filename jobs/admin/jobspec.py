@@ -83,21 +83,21 @@ class JobSpecAdmin(RecordAdmin):
     @admin.action(description="Approve pending checkpoint", permissions=["approve"])
     def approve_pending(self, request, queryset):
         outcomes = defaultdict(list)
-        for outcome in review.approve_pending(jobs=list(queryset), user=request.user):
+        for outcome in services.approve_pending(jobs=list(queryset), actor=Actor.user(request.user)):
             outcomes[outcome.kind].append(outcome)
-        if approved := outcomes[review.APPROVED]:
+        if approved := outcomes[services.APPROVED]:
             listed = ", ".join(f"{o.step} of job {o.job_id}" for o in approved)
             self.message_user(request, f"Approved the pending checkpoint of {jobs_phrase(approved)}: {listed}.",
                               messages.SUCCESS)
-        if idle := outcomes[review.NOT_WAITING]:
+        if idle := outcomes[services.NOT_WAITING]:
             listed = ", ".join(f"{o.job_id} ({o.status})" for o in idle)
             self.message_user(request, f"Not waiting at a checkpoint, nothing done for {jobs_phrase(idle)}: {listed}.",
                               messages.WARNING)
-        if own := outcomes[review.FOUR_EYES]:
+        if own := outcomes[services.FOUR_EYES]:
             listed = ", ".join(f"{o.job_id} ({o.step})" for o in own)
             self.message_user(request, f"Four eyes: you submitted {jobs_phrase(own)}, another reviewer must "
                                        f"approve: {listed}.", messages.WARNING)
-        for refused in outcomes[review.REFUSED]:
+        for refused in outcomes[services.REFUSED]:
             self.message_user(request, f"Job {refused.job_id} not approved: {refused.detail}", messages.ERROR)
 
     # -- the job page ------------------------------------------------------------------------------------------

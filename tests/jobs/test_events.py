@@ -5,6 +5,7 @@ from contracts import canonical_json, sha256_hex
 from jobs.actors import Actor
 from jobs.errors import Conflict, InvalidInput, NotFound
 from jobs.events import (
+    Lease,
     NewEvent, append_event, append_events, document_of, event_document, format_time, state_from_row,
 )
 from jobs.models import JobEvent, JobState
@@ -76,7 +77,7 @@ def test_the_hashed_document_is_the_stored_row_read_back():
 
 def test_state_changes_are_written_with_the_event():
     job = new_blueprint_job()
-    append_events(job_id=job.job_id, expected_seq=2, events=[started("compile")], state_changes={"lease_owner": "w9"})
+    append_events(job_id=job.job_id, expected_seq=2, events=[started("compile")], lease=Lease("w9"))
     assert JobState.objects.get(job_id=job.job_id).lease_owner == "w9"
 
 

@@ -31,9 +31,6 @@ class StepOutcome:
     summary: dict = field(default_factory=dict)
     review: dict | None = None
 
-    def payload(self) -> dict:
-        return {"artifacts": self.artifacts, "summary": self.summary}
-
 
 Executor = Callable[[StepContext], StepOutcome]
 DEFAULT_EXECUTORS = {
