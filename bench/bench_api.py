@@ -71,7 +71,7 @@ def seed(n_jobs: int) -> tuple[str, str]:
     from rest_framework.authtoken.models import Token
 
     from contracts import canonical_json, content_id, sha256_hex
-    from jobs.actors import Actor
+    from jobs.events import Actor
     from jobs.events import NewEvent, append_events, create_job, now
     from jobs.models import JobSpec
     from jobs.pipelines import EventType as E

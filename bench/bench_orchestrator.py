@@ -88,7 +88,7 @@ REVIEWER = ("user", "bench-reviewer")
 
 def submit_all(n):
     from jobs import services
-    from jobs.actors import Actor
+    from jobs.events import Actor
 
     submitter = Actor("user", "bench-submitter")
     return [services.submit_blueprint(blueprint=bp, snapshot_id="bench_snap", actor=submitter)[0].job_id
@@ -97,7 +97,7 @@ def submit_all(n):
 
 def approve_all(ids):
     from jobs import services
-    from jobs.actors import Actor
+    from jobs.events import Actor
     from jobs.models import JobState
 
     for state in JobState.objects.filter(job_id__in=ids, status="waiting_approval").only("job_id", "waiting_step"):

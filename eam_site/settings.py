@@ -37,7 +37,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body: refuse one larger than EAM_MAX_BODY_BYTES with 413.
-    "jobs.api.middleware.BodySizeLimitMiddleware",
+    "jobs.api.http.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,10 +135,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["jobs.api.permissions.JobPermission"],
-    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.StrictJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["jobs.api.http.JobPermission"],
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.http.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "jobs.api.parsers.JsonFirstNegotiation",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "jobs.api.http.JsonFirstNegotiation",
     "EXCEPTION_HANDLER": "jobs.api.exceptions.exception_handler",
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

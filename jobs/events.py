@@ -12,7 +12,6 @@ from django.db import connection, transaction
 
 from contracts import canonical_json, sha256_hex, validate_event
 
-from .actors import Actor
 from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import EVENT_SCHEMA, SUBMIT_EVENTS, EventType, Kind, Status
@@ -21,6 +20,32 @@ from .state import DerivedState, IllegalTransition, apply_event, initial_state
 # Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
 # retried) is announced, and the notice is delivered when the transaction commits, never before.
 RUNNABLE_CHANNEL = "eam_job_runnable"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: a user, a worker or the system. Recorded on every event."""
+
+    kind: str
+    id: str
+
+    @classmethod
+    def user(cls, user) -> "Actor":
+        return cls("user", user.get_username() if hasattr(user, "get_username") else str(user))
+
+    @classmethod
+    def worker(cls, worker_id: str) -> "Actor":
+        return cls("worker", worker_id)
+
+    @classmethod
+    def system(cls, name: str = "eam") -> "Actor":
+        return cls("system", name)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "id": self.id}
+
+    def __str__(self):
+        return f"{self.kind}:{self.id}"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from contracts import canonical_json, content_id, sha256_hex, validate
 from research.errors import SnapshotNotFound
 from research.snapshots import get_snapshot
 
-from .actors import Actor
+from .events import Actor
 from . import events
 from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from .events import NewEvent, append_event, now, state_from_row

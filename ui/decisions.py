@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views import View
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.errors import DomainError, Forbidden, InvalidInput, NotFound
 from jobs.ids import check_job_id
 from jobs.roles import APPROVE

@@ -17,7 +17,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 
 from jobs import events
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.events import RUNNABLE_CHANNEL, Lease, append_events, now, state_from_row
 from jobs.models import JobSpec, JobState
 from jobs.pipelines import RUNNABLE_STATUSES, Status

@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from jobs import events
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.errors import Conflict, DomainError
 from jobs.events import Lease, append_events, now
 from jobs.pipelines import Checkpoint, EventType, Status, Step

@@ -17,7 +17,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
 from jobs import review, selectors, services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.errors import DomainError, NotFound
 from jobs.models import JobSpec
 from jobs.roles import APPROVE

@@ -9,9 +9,8 @@ from jobs import selectors
 from jobs.errors import InvalidInput
 
 from . import serializers as s
-from .permissions import JobPermission
+from .http import JobPermission, read_query
 from .schema import READS, RUN_ID, error_responses
-from .views import read_query
 
 
 RUN_OR_SEGMENT = PolymorphicProxySerializer(

@@ -3,7 +3,6 @@ selector and shaping the answer. Errors are raised, never returned: `exceptions.
 """
 from django.http import HttpResponse, HttpResponseNotModified
 from django.urls import reverse
-from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status as http
 from rest_framework import viewsets
@@ -11,48 +10,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from jobs import selectors, services
-from jobs.actors import Actor
-from jobs.errors import InvalidInput
+from jobs.events import Actor
 from jobs.ids import check_job_id
 from jobs.roles import APPROVE, OPERATE, SUBMIT
 
 from . import serializers as s
-from .exceptions import pointer_errors
+from .http import not_modified, read_body, read_query
 from .schema import IF_NONE_MATCH, JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
 
 SELECTOR_CONTENT_TYPES = sorted(set(selectors.CONTENT_TYPES.values()) | {"application/octet-stream"})
-
-
-# A query parameter whose errors have a code of their own; any other is `invalid_query`.
-QUERY_CODES = {"/step": "invalid_step"}
-
-
-def read_query(request, serializer_class) -> dict:
-    """The validated query parameters; unknown ones are refused like invalid ones."""
-    if not request.META.get("QUERY_STRING") and not serializer_class._declared_fields:
-        return {}  # nothing to check (a job's detail, read most often, takes no parameter)
-    serializer = serializer_class(data=request.query_params.dict())
-    if not serializer.is_valid():
-        errors = pointer_errors(serializer.errors)
-        summary = "; ".join(f"{e['path'].lstrip('/')}: {e['message']}" for e in errors[:5])
-        code = QUERY_CODES.get(errors[0]["path"], "invalid_query")
-        raise InvalidInput(f"invalid query parameters: {summary}", code=code, errors=errors)
-    return serializer.validated_data
-
-
-def read_body(request, serializer_class) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def not_modified(request, etag: str) -> bool:
-    """Whether If-None-Match names `etag` (compared weakly, RFC 9110 §13.1.2) or is "*"."""
-    header = request.META.get("HTTP_IF_NONE_MATCH")
-    if not header:
-        return False
-    tags = {tag.removeprefix("W/") for tag in parse_etags(header)}
-    return etag in tags or "*" in tags
 
 
 def _tagged(response: HttpResponse, etag: str) -> HttpResponse:

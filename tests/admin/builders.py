@@ -3,7 +3,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.events import NewEvent
 from jobs.models import JobEvent
 from jobs.pipelines import EventType as E

@@ -6,7 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.events import NewEvent
 from jobs.models import JobEvent, JobSpec
 from jobs.pipelines import EventType as E

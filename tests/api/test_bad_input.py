@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import RequestFactory
 
-from jobs.api.middleware import BodySizeLimitMiddleware
+from jobs.api.http import BodySizeLimitMiddleware
 from jobs.models import JobState
 
 from .builders import (

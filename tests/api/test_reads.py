@@ -5,7 +5,7 @@ import pytest
 
 from contracts import sha256_hex
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.events import NewEvent
 from jobs.pipelines import EventType as E
 

@@ -2,7 +2,7 @@
 from django.db import connection
 
 from contracts import canonical_json, content_id, sha256_hex
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.events import NewEvent, append_events, create_job, now
 from jobs.models import JobEvent, JobSpec, JobState
 from jobs.pipelines import EventType as E

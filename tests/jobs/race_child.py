@@ -25,7 +25,7 @@ def wait_at_barrier(barrier: Path, name: str) -> None:
 
 
 def race_append(job_id: str, name: str, count: int, barrier: Path) -> dict:
-    from jobs.actors import Actor
+    from jobs.events import Actor
     from jobs.errors import Conflict
     from jobs.events import NewEvent, append_event
     from jobs.models import JobState
@@ -53,7 +53,7 @@ def race_append(job_id: str, name: str, count: int, barrier: Path) -> dict:
 
 def race_approve(job_id: str, name: str, barrier: Path) -> dict:
     from jobs import services
-    from jobs.actors import Actor
+    from jobs.events import Actor
     from jobs.errors import Conflict
 
     counts = {"ok": 0, "conflict": 0, "other": 0, "conflict_codes": [], "errors": []}
@@ -73,7 +73,7 @@ def race_approve(job_id: str, name: str, barrier: Path) -> dict:
 
 def race_submit(name: str, barrier: Path) -> dict:
     from jobs import services
-    from jobs.actors import Actor
+    from jobs.events import Actor
 
     blueprint = {
         "schema_version": "blueprint_v1",

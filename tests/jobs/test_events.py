@@ -2,7 +2,7 @@
 import pytest
 
 from contracts import canonical_json, sha256_hex
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.errors import Conflict, InvalidInput, NotFound
 from jobs.events import (
     Lease,

@@ -8,7 +8,7 @@ import pytest
 
 from contracts import canonical_json, content_id, sha256_hex
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.errors import Conflict, Forbidden, InvalidInput, NotFound
 from jobs.models import JobEvent, JobSpec, JobState
 

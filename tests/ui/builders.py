@@ -2,7 +2,7 @@
 from django.test import Client
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.events import NewEvent
 from jobs.models import JobEvent, JobSpec, JobState
 from jobs.pipelines import EventType as E

@@ -3,7 +3,7 @@ import pytest
 from django.test import Client
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.models import JobEvent, JobState
 
 from ..api.builders import submitted, waiting_job

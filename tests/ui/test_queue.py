@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs import selectors, services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.models import JobState
 from jobs.pipelines import EventType as E
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from research.demo_data import demo_csv
 from research.snapshots import ingest_csv
 

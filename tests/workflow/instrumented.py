@@ -45,3 +45,8 @@ class Unexpected(RuntimeError):
 def crashing(context: StepContext) -> StepOutcome:
     _record(context)
     raise Unexpected(f"boom in {context.step} (attempt {context.attempt})")
+
+
+def noop(context: StepContext) -> StepOutcome:
+    """Returns at once: what runs is the engine alone (claim, lease, events)."""
+    return StepOutcome(summary={"noop": context.step})

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.models import JobEvent, JobState
 from research.artifacts import artifact_storage
 from research.snapshots import data_path

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.errors import DomainError
 
 EXIT_CODES = {400: 2, 403: 3, 404: 4, 409: 5}

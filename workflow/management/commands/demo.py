@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from jobs import services
-from jobs.actors import Actor
+from jobs.events import Actor
 from jobs.models import JobSpec
 from research.artifacts import read_json_artifact
 from research.dossier import dossier_root
