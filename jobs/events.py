@@ -180,7 +180,7 @@ def state_from_row(row: JobState) -> DerivedState:
         kind=row.kind, status=row.status, stage=row.stage, next_step=row.next_step, waiting_step=row.waiting_step,
         review_sha256=row.review_sha256, attempt=row.attempt, error=row.error, last_seq=row.last_seq,
         last_event_type=row.last_event_type, last_hash=row.last_hash,
-        available_at=format_time(row.available_at) if row.available_at else None,
+        available_at=format_time(row.available_at) if row.available_at else None, verdict=row.verdict,
     )
 
 
@@ -190,7 +190,7 @@ def projection_fields(state: DerivedState) -> dict:
         "kind": str(state.kind), "status": str(state.status), "stage": state.stage, "next_step": state.next_step,
         "waiting_step": state.waiting_step, "review_sha256": state.review_sha256, "attempt": state.attempt,
         "error": state.error, "last_seq": state.last_seq, "last_event_type": state.last_event_type,
-        "last_hash": state.last_hash, "available_at": parse_time(state.available_at),
+        "last_hash": state.last_hash, "available_at": parse_time(state.available_at), "verdict": state.verdict,
     }
 
 
@@ -227,9 +227,6 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
 # Written by hand because an append must be one statement: the ORM cannot put an UPDATE and an INSERT in one.
 # Values go through the backend's own adapters (`connection.ops.adapt_*`), as the ORM would send them.
 
-MOVED_COLUMNS = ("kind", "status", "stage", "next_step", "waiting_step", "review_sha256", "attempt", "error",
-                 "last_seq", "last_event_type", "last_hash", "available_at", "updated_at")
-LEASE_COLUMNS = ("lease_owner", "lease_expires_at")
 EVENT_COLUMNS = ("job_id", "seq", "event_type", "step", "actor", "payload", "schema_version", "recorded_at",
                  "prev_hash", "hash")
 # PostgreSQL infers a VALUES list's types from its first row: these casts make the JSON and time columns fit.

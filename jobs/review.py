@@ -1,4 +1,4 @@
-"""What reviewers see, shared by the admin and the /ui pages: a job's verdict, its timeline, links to its
+"""What reviewers see, shared by the admin and the /ui pages: a job's timeline and links to its
 artifacts. Reads only, each a fixed number of queries whatever the number of jobs or events.
 """
 import json
@@ -6,29 +6,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import OuterRef, QuerySet, Subquery
-from django.db.models.fields.json import KT
 from django.urls import reverse
 
-from .models import JobEvent, JobSpec
+from .models import JobEvent
 from .pipelines import EventType
-
-# The gates step records the GateRunner's overall PASS/FAIL in its event's summary (research.gates).
-VERDICT_EVENT = EventType.GATES_COMPLETED
-VERDICT_FIELD = "payload__summary__verdict"
-
-
-def with_verdict(jobs: QuerySet, *, name: str = "verdict") -> QuerySet:
-    """`jobs` (JobSpec rows) annotated with the verdict of their latest gates event, None before gates ran.
-
-    A correlated subquery, so a list of any length stays one query and can be filtered and sorted on it.
-    """
-    latest = (
-        JobEvent.objects.filter(job_id=OuterRef("pk"), event_type=VERDICT_EVENT)
-        .order_by("-seq").annotate(found=KT(VERDICT_FIELD)).values("found")[:1]
-    )
-    return jobs.annotate(**{name: Subquery(latest)})
-
 
 # -- timeline --------------------------------------------------------------------------------------------------
 

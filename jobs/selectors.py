@@ -27,7 +27,6 @@ from .ids import RUN_ID_RE, check_job_id
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import RESULT_EVENTS, TERMINAL_STATUSES, EventType, Status
 from .policy import four_eyes_required
-from .review import with_verdict
 from .roles import APPROVE, OPERATE
 
 ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
@@ -95,33 +94,21 @@ SUMMARY_COLUMNS = {
     "snapshot_id": "job__snapshot_id", "policy_bundle_id": "job__policy_bundle_id",
     "root_job_id": "job__root_job_id", "parent_job_id": "job__parent_job_id", "generation": "job__generation",
     "submitted_by": "job__submitted_by", "created_at": "created_at", "updated_at": "updated_at",
+    "verdict": "verdict",
 }
 
 
-def _summary(row: dict, verdict: str | None) -> dict:
+def _summary(row: dict) -> dict:
     """A job's summary from a row of `JobState.objects.values(*SUMMARY_COLUMNS.values())`."""
     summary = {name: row[lookup] for name, lookup in SUMMARY_COLUMNS.items()}
     summary["created_at"], summary["updated_at"] = iso(row["created_at"]), iso(row["updated_at"])
-    summary["verdict"] = verdict
     return summary
 
 
-def _verdicts(job_ids: list[str]) -> dict[str, str | None]:
-    """The gates verdict of each job, as jobs.review.with_verdict defines it: one query for a page of jobs.
-
-    Asked for the page only: in the page's own query SQLite would compute it for every row it sorts.
-    """
-    if not job_ids:
-        return {}
-    return dict(with_verdict(JobSpec.objects.filter(job_id__in=job_ids)).values_list("job_id", "verdict"))
-
-
 def _job_row(job_id: str, columns, **annotations) -> dict:
-    """`columns` of one job's JobState row, its `verdict` and `annotations`: one query. NotFound for an unknown
-    or malformed id."""
+    """`columns` of one job's JobState row and `annotations`: one query. NotFound for an unknown or malformed id."""
     check_job_id(job_id)
-    rows = with_verdict(JobState.objects.filter(job_id=job_id)).annotate(**annotations)
-    row = rows.values(*columns, "verdict", *annotations).first()
+    row = JobState.objects.filter(job_id=job_id).annotate(**annotations).values(*columns, *annotations).first()
     if row is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     return row
@@ -129,14 +116,13 @@ def _job_row(job_id: str, columns, **annotations) -> dict:
 
 def job_summary(job_id: str) -> dict:
     """One job's summary with its verdict: one query."""
-    row = _job_row(job_id, SUMMARY_COLUMNS.values())
-    return _summary(row, row["verdict"])
+    return _summary(_job_row(job_id, SUMMARY_COLUMNS.values()))
 
 
 def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50, where: Q | None = None) -> Page:
     """Jobs in the order they were created (created_at, job_id), `limit` at a time.
 
-    Two queries: the page's rows, and their verdicts. `where` narrows the list further (the /ui queue: the jobs a reviewer may decide) with the
+    One query. `where` narrows the list further (the /ui queue: the jobs a reviewer may decide) with the
     same order and cursors, so a page never repeats or skips a job.
     """
     rows = JobState.objects.order_by("created_at", "job_id")
@@ -162,8 +148,7 @@ def _page(found: list[dict], limit: int) -> Page:
     next_cursor = None
     if len(found) > limit:
         next_cursor = encode_cursor([iso(page[-1]["created_at"]), page[-1]["job_id"]])
-    verdicts = _verdicts([row["job_id"] for row in page])
-    return Page(results=[_summary(row, verdicts[row["job_id"]]) for row in page], next_cursor=next_cursor)
+    return Page(results=[_summary(row) for row in page], next_cursor=next_cursor)
 
 
 def get_job_state(job_id: str) -> JobState:
@@ -252,7 +237,7 @@ def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
     one more to list the children of a job that has any. `head` is `job_head`'s answer, when read already."""
     head = head or job_head(job_id=job_id, user=user)
     row = head.row
-    summary = _summary(row, row["verdict"])
+    summary = _summary(row)
     artifacts, run_id, _ = _recorded_artifacts(job_id, up_to_seq=row["last_seq"])
     children = []
     if row["children"]:

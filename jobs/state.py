@@ -42,6 +42,7 @@ class DerivedState:
     last_event_type: str | None = None
     last_hash: str = ZERO_HASH
     available_at: str | None = None
+    verdict: str | None = None  # PASS or FAIL of the latest gates step, None before one completed
 
     @property
     def pipeline(self):
@@ -106,6 +107,8 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
     if etype in RESULT_EVENTS:
         _require(state.status == Status.RUNNING and step == state.next_step, f"{etype} for a step that is not running")
         _require(current.result_event == etype, f"step {step} completes with {current.result_event}, not {etype}")
+        if etype == EventType.GATES_COMPLETED:
+            return _at_stage(state, state.stage + 1, verdict=(payload.get("summary") or {}).get("verdict"))
         return _at_stage(state, state.stage + 1)
 
     if etype == EventType.WAITING_APPROVAL:

@@ -44,7 +44,7 @@ def _list_page(request, *, title: str, page: selectors.Page, filters=None, statu
     return render(request, "ui/job_list.html", {
         "title": title,
         "intro": intro,
-        "jobs": page.results,  # each with its verdict (jobs.review.with_verdict)
+        "jobs": page.results,  # each with its verdict (from the projection)
         "next_cursor": page.next_cursor,
         "paged": bool(request.GET.get("cursor")),
         "status": status,

@@ -1,7 +1,6 @@
 """The job list and the job page, where reviewers decide checkpoints.
 
-Status and waiting step come from the JobState projection, the verdict from the gates event
-(`jobs.review.with_verdict`); Approve, Reject and the bulk action call `jobs.services` and nothing else.
+Status, waiting step and verdict come from the JobState projection; Approve, Reject and the bulk action call `jobs.services` and nothing else.
 """
 import json
 from collections import defaultdict
@@ -38,9 +37,9 @@ class VerdictFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         value = self.value()
         if value == NO_VERDICT:
-            return queryset.filter(verdict__isnull=True)
+            return queryset.filter(state__verdict__isnull=True)
         if value in RegistryEntry.Verdict.values:
-            return queryset.filter(verdict=value)
+            return queryset.filter(state__verdict=value)
         return queryset
 
 
@@ -61,7 +60,7 @@ class JobSpecAdmin(RecordAdmin):
     job_page_template = "admin/jobs/jobspec/job_page.html"
 
     def get_queryset(self, request):
-        return review.with_verdict(super().get_queryset(request).select_related("state"))
+        return super().get_queryset(request).select_related("state")
 
     def has_approve_permission(self, request):
         return request.user.has_perm(APPROVE)
@@ -76,9 +75,9 @@ class JobSpecAdmin(RecordAdmin):
     def waiting_step(self, job):
         return job.state.waiting_step
 
-    @admin.display(description="verdict", ordering="verdict")
+    @admin.display(description="verdict", ordering="state__verdict")
     def verdict(self, job):
-        return job.verdict
+        return job.state.verdict
 
     @admin.action(description="Approve pending checkpoint", permissions=["approve"])
     def approve_pending(self, request, queryset):
@@ -119,7 +118,7 @@ class JobSpecAdmin(RecordAdmin):
             "title": f"{job.kind} job {job.job_id}",
             "job": job,
             "detail": detail,
-            "verdict": job.verdict,
+            "verdict": job.state.verdict,
             "spec_json": json.dumps(job.spec, indent=2, sort_keys=True, ensure_ascii=False),
             "events": review.timeline(job.job_id),
             "artifacts": review.artifact_links(detail),

@@ -28,8 +28,8 @@ def test_the_list_shows_status_kind_waiting_step_verdict_submitter_and_created(p
     waiting = waiting_job(people.submitter, "waiting")
     response = logged_in(people.reviewer).get(ADMIN)
     rows = {row.job_id: row for row in response.context["cl"].result_list}
-    assert (rows[passed.job_id].state.status, rows[passed.job_id].verdict) == ("done", "PASS")
-    assert (rows[waiting.job_id].state.waiting_step, rows[waiting.job_id].verdict) == ("runspec", None)
+    assert (rows[passed.job_id].state.status, rows[passed.job_id].state.verdict) == ("done", "PASS")
+    assert (rows[waiting.job_id].state.waiting_step, rows[waiting.job_id].state.verdict) == ("runspec", None)
     page = response.content.decode()
     for header in ("status", "kind", "waiting step", "verdict", "submitted by", "created at"):
         assert re.search(rf"<th [^>]*>.*?{header}", page, re.I | re.S), header

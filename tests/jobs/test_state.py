@@ -617,3 +617,25 @@ def test_derive_state_does_not_change_its_input_and_is_repeatable():
 
     assert derive_state(events) == derive_state(events)
     assert events == snapshot
+
+
+def test_the_verdict_is_the_latest_gates_steps_and_stays_after_it():
+    from jobs.state import initial_state, apply_event
+
+    state = initial_state("blueprint")
+    events = [
+        ("BLUEPRINT_SUBMITTED", None, {}),
+        ("STEP_STARTED", "compile", {"attempt": 1}), ("RUNSPEC_COMPILED", "compile", {}),
+        ("WAITING_APPROVAL", "runspec", {"artifact_sha256": "a" * 64}), ("APPROVED", "runspec", {}),
+        ("STEP_STARTED", "run", {"attempt": 1}), ("RUN_COMPLETED", "run", {}),
+    ]
+    for event_type, step, payload in events:
+        state = apply_event(state, {"event_type": event_type, "step": step, "payload": payload})
+    assert state.verdict is None
+    state = apply_event(state, {"event_type": "STEP_STARTED", "step": "gates", "payload": {"attempt": 1}})
+    state = apply_event(state, {"event_type": "GATES_COMPLETED", "step": "gates",
+                                "payload": {"summary": {"verdict": "FAIL"}}})
+    assert state.verdict == "FAIL"
+    state = apply_event(state, {"event_type": "STEP_STARTED", "step": "registry", "payload": {"attempt": 1}})
+    state = apply_event(state, {"event_type": "REGISTRY_UPDATED", "step": "registry", "payload": {}})
+    assert (state.verdict, state.stage) == ("FAIL", 5)
