@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs.api.authentication import forget_tokens
 
-from .builders import client_for, done_job, job_with_events, submitted, waiting_job
+from ..builders import client_for, done_job, job_with_events, submitted, waiting_job
 
 pytestmark = pytest.mark.django_db
 
