@@ -1,4 +1,5 @@
-"""Shared fixtures: users and actors, and what real-process tests need to reach the test database."""
+"""Shared fixtures: people, a clean slate per test, and what real-process tests need to reach the test database;
+the builders themselves are in tests/builders/."""
 import os
 import sys
 from contextlib import contextmanager
@@ -9,8 +10,9 @@ from django.db import connection
 
 from guards.triggers import GUARDED_TABLES, install, uninstall
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .builders import People, make_people
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @contextmanager
 def guards_lifted(conn):
@@ -97,16 +99,9 @@ def python():
 
 
 @pytest.fixture
-def make_user(django_user_model):
-    def make(username: str, *groups: str):
-        from django.contrib.auth.models import Group
-
-        user = django_user_model.objects.create_user(username=username, password=f"{username}-pass-123")
-        for name in groups:
-            user.groups.add(Group.objects.get_or_create(name=name)[0])
-        return user
-
-    return make
+def people(db) -> People:
+    """One user per role, a superuser and a user without a role (admin/conftest.py makes them staff)."""
+    return make_people()
 
 
 # --- browser tests: headless Chromium (Debian's package) driven by Playwright -----------------------------

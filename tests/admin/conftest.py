@@ -1,17 +1,16 @@
-"""Fixtures of the admin tests; the builders are in builders.py."""
+"""Fixtures of the admin tests; the builders are in tests/builders/."""
 import pytest
 
-from ..api.builders import SNAPSHOT
-from ..jobs.factories import given_snapshot
-from .builders import make_staff_people
+from ..builders import MONTH, SNAPSHOT, People, a_snapshot, make_people
 
 
 @pytest.fixture(autouse=True)
 def _snapshot(db):
     """The snapshot the jobs here are submitted against: a submission must name one that exists."""
-    given_snapshot(SNAPSHOT)
+    a_snapshot(SNAPSHOT, span=MONTH)
 
 
 @pytest.fixture
-def people(db, make_user, django_user_model):
-    return make_staff_people(make_user, django_user_model)
+def people(db) -> People:
+    """The shared people, all of them staff: a role alone does not open the admin."""
+    return make_people(staff=True)

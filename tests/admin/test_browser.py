@@ -4,7 +4,7 @@ import pytest
 
 from jobs.models import JobEvent
 
-from .builders import ADMIN, event_count, waiting_job
+from ..builders import ADMIN, counts, waiting_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -54,7 +54,7 @@ def test_the_submitter_gets_no_button_and_a_forged_post_is_refused(people, page,
     assert page.locator("#approve-form").count() == 0 and page.locator("#reject-form").count() == 0
     assert "four-eyes" in page.inner_text("#no-decision")
     screenshot("no-button")
-    before = event_count()
+    before = counts()
 
     # a POST forged with the session's valid CSRF token is refused by the service
     token = page.locator("#logout-form input[name=csrfmiddlewaretoken]").get_attribute("value")
@@ -65,4 +65,4 @@ def test_the_submitter_gets_no_button_and_a_forged_post_is_refused(people, page,
     # and one without the token never reaches it
     tokenless = page.request.post(f"{ADMIN}{job.job_id}/approve/", form={"step": "runspec"})
     assert tokenless.status == 403
-    assert event_count() == before
+    assert counts() == before

@@ -4,8 +4,8 @@ import pytest
 
 from jobs.models import JobEvent, JobState
 
-from .builders import (
-    ADMIN, done_job, event_count, job_page, logged_in, running_job, submitted, texts, waiting_job,
+from ..builders import (
+    ADMIN, counts, done_job, job_page, running_job, session_client, submitted, texts, waiting_job,
 )
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ def decide(client, job, decision: str, **form):
 
 def test_the_job_page_offers_the_decision_to_a_reviewer(people):
     job = waiting_job(people.submitter, "offer", sha="c" * 64)
-    page = logged_in(people.reviewer).get(job_page(job)).content.decode()
+    page = session_client(people.reviewer).get(job_page(job)).content.decode()
     assert 'id="approve-form"' in page and 'id="reject-form"' in page
     assert 'name="artifact_sha256" value="' + "c" * 64 in page
     assert "csrfmiddlewaretoken" in page
@@ -25,7 +25,8 @@ def test_the_job_page_offers_the_decision_to_a_reviewer(people):
 
 def test_approve_with_a_comment_writes_one_event_and_says_so(people):
     job = waiting_job(people.submitter, "approve", sha="c" * 64)
-    response = decide(logged_in(people.reviewer), job, "approve", comment="  looks right  ", artifact_sha256="c" * 64)
+    response = decide(session_client(people.reviewer), job, "approve", comment="  looks right  ",
+                      artifact_sha256="c" * 64)
 
     assert response.status_code == 302 and response["Location"] == job_page(job)
     assert texts(response) == [f"Approved checkpoint runspec of job {job.job_id}."]
@@ -37,11 +38,11 @@ def test_approve_with_a_comment_writes_one_event_and_says_so(people):
 
 def test_reject_with_a_reason_ends_the_job(people):
     job = waiting_job(people.submitter, "reject")
-    response = decide(logged_in(people.reviewer), job, "reject", reason="wrong universe")
+    response = decide(session_client(people.reviewer), job, "reject", reason="wrong universe")
     assert texts(response) == [f"Rejected checkpoint runspec of job {job.job_id}; the job has ended."]
     last = JobEvent.objects.filter(job=job).latest("seq")
     assert (last.event_type, last.payload) == ("REJECTED", {"reason": "wrong universe"})
-    page = logged_in(people.reviewer).get(job_page(job)).content.decode()
+    page = session_client(people.reviewer).get(job_page(job)).content.decode()
     assert "reason: wrong universe" in page and 'id="approve-form"' not in page
 
 
@@ -56,87 +57,87 @@ def test_reject_with_a_reason_ends_the_job(people):
 ])
 def test_a_refused_decision_is_a_message_and_writes_nothing(people, case, build, decision, form, expected):
     job = build(people.submitter, case)
-    before = event_count()
+    before = counts()
 
-    response = decide(logged_in(people.reviewer), job, decision, **form)
+    response = decide(session_client(people.reviewer), job, decision, **form)
 
     assert response.status_code == 302 and response["Location"] == job_page(job), case
     (message,) = texts(response)
     assert message.startswith(expected.format(job_id=job.job_id)), message
-    assert event_count() == before
+    assert counts() == before
     # and the job page it sends the reviewer back to shows it
-    assert logged_in(people.reviewer).get(response["Location"]).status_code == 200
+    assert session_client(people.reviewer).get(response["Location"]).status_code == 200
 
 
 def test_a_second_decision_on_the_same_checkpoint_is_refused(people):
     job = waiting_job(people.submitter, "twice")
-    client = logged_in(people.reviewer)
+    client = session_client(people.reviewer)
     decide(client, job, "approve")
     client.get(job_page(job))  # shows, and so clears, the first message
-    before = event_count()
+    before = counts()
     response = decide(client, job, "reject", reason="too late")
     assert texts(response) == [f"Not rejected: job {job.job_id} is not waiting at runspec (queued)"]
-    assert event_count() == before
+    assert counts() == before
 
 
 @pytest.mark.parametrize("job_id", ["doesnotexist", "0123456789ab", "../../etc"])
 def test_deciding_an_unknown_job_goes_back_to_the_list(people, job_id):
-    before = event_count()
-    response = logged_in(people.reviewer).post(f"{ADMIN}{job_id}/approve/", {"step": "runspec"})
+    before = counts()
+    response = session_client(people.reviewer).post(f"{ADMIN}{job_id}/approve/", {"step": "runspec"})
     assert response.status_code == 302 and response["Location"] == ADMIN
     (message,) = texts(response)
     assert message.startswith("Not approved: ") and ("not found" in message or "no such job" in message)
-    assert event_count() == before
+    assert counts() == before
 
 
 def test_the_submitter_sees_no_decision_and_a_forged_post_is_refused(people):
     # given the reviewer's own job, four eyes on (the default)
     job = waiting_job(people.reviewer, "own")
-    client = logged_in(people.reviewer)
+    client = session_client(people.reviewer)
     page = client.get(job_page(job)).content.decode()
     assert 'id="approve-form"' not in page and 'id="reject-form"' not in page
     assert "four-eyes" in page
-    before = event_count()
+    before = counts()
 
     # when the submitter posts the decision anyway (with a valid CSRF token: the test client skips the check)
     for decision, done, form in (("approve", "approved", {}), ("reject", "rejected", {"reason": "mine"})):
-        response = decide(logged_in(people.reviewer), job, decision, **form)
+        response = decide(session_client(people.reviewer), job, decision, **form)
         # then the service refuses it, and nothing is written
         assert response.status_code == 302
         assert texts(response) == [f"Not {done}: four eyes: the submitter of a job may not decide its checkpoints"]
-    assert event_count() == before
+    assert counts() == before
 
 
 def test_a_post_without_csrf_token_is_forbidden(people):
     job = waiting_job(people.submitter, "csrf")
-    client = logged_in(people.reviewer, enforce_csrf_checks=True)
-    before = event_count()
+    client = session_client(people.reviewer, enforce_csrf_checks=True)
+    before = counts()
     response = decide(client, job, "approve")
     assert response.status_code == 403
-    assert event_count() == before
+    assert counts() == before
 
 
 def test_only_reviewers_decide_and_only_by_post(people, client):
     job = waiting_job(people.submitter, "who")
-    before = event_count()
+    before = counts()
     for user in (people.operator, people.nobody):
-        assert decide(logged_in(user), job, "approve").status_code == 403
-    assert logged_in(people.reviewer).get(f"{ADMIN}{job.job_id}/approve/").status_code == 405
+        assert decide(session_client(user), job, "approve").status_code == 403
+    assert session_client(people.reviewer).get(f"{ADMIN}{job.job_id}/approve/").status_code == 405
     anonymous = decide(client, job, "approve")
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/admin/login/")
-    assert event_count() == before
-    page = logged_in(people.operator).get(job_page(job)).content.decode()
+    assert counts() == before
+    page = session_client(people.operator).get(job_page(job)).content.decode()
     assert 'id="approve-form"' not in page and 'id="no-decision"' in page
 
 
 def test_the_superuser_decides_like_a_reviewer(people):
     job = waiting_job(people.submitter, "root")
-    response = decide(logged_in(people.superuser), job, "approve", comment="ok")
+    response = decide(session_client(people.superuser), job, "approve", comment="ok")
     assert texts(response) == [f"Approved checkpoint runspec of job {job.job_id}."]
     assert JobEvent.objects.filter(job=job).latest("seq").actor == {"kind": "user", "id": "root"}
 
 
 def test_a_queued_job_page_has_no_checkpoint(people):
     job = submitted(people.submitter, "queued")
-    page = logged_in(people.reviewer).get(job_page(job)).content.decode()
+    page = session_client(people.reviewer).get(job_page(job)).content.decode()
     assert 'id="checkpoint"' not in page

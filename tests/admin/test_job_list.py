@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs.models import JobEvent
 
-from .builders import (
-    ADMIN, done_job, error_job, event_count, job_page, job_with_events, logged_in, submitted, texts, waiting_job,
+from ..builders import (
+    ADMIN, counts, done_job, error_job, job_page, job_with_events, session_client, submitted, texts, waiting_job,
 )
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def listed(client, **query) -> list[str]:
 def test_the_list_shows_status_kind_waiting_step_verdict_submitter_and_created(people):
     passed = done_job(people.submitter, "passed", verdict="PASS")
     waiting = waiting_job(people.submitter, "waiting")
-    response = logged_in(people.reviewer).get(ADMIN)
+    response = session_client(people.reviewer).get(ADMIN)
     rows = {row.job_id: row for row in response.context["cl"].result_list}
     assert (rows[passed.job_id].state.status, rows[passed.job_id].state.verdict) == ("done", "PASS")
     assert (rows[waiting.job_id].state.waiting_step, rows[waiting.job_id].state.verdict) == ("runspec", None)
@@ -41,7 +41,7 @@ def test_filters_and_search(people):
     failed = done_job(people.reviewer, "failed", verdict="FAIL")
     waiting = waiting_job(people.submitter, "waiting")
     broken = error_job(people.submitter, "broken")
-    client = logged_in(people.reviewer)
+    client = session_client(people.reviewer)
 
     assert listed(client) == [broken.job_id, waiting.job_id, failed.job_id, passed.job_id]  # newest first
     assert listed(client, state__status__exact="waiting_approval") == [waiting.job_id]
@@ -66,17 +66,17 @@ def test_bulk_approve_reports_per_job(people):
     waiting = waiting_job(people.submitter, "bulk-waiting")
     idle = submitted(people.submitter, "bulk-idle")
     own = waiting_job(people.reviewer, "bulk-own")
-    before = event_count()
+    before = counts()
 
     # when the reviewer runs the bulk action on all three
-    response = logged_in(people.reviewer).post(ADMIN, {
+    response = session_client(people.reviewer).post(ADMIN, {
         "action": "approve_pending", "index": 0,
         ACTION_CHECKBOX_NAME: [waiting.job_id, idle.job_id, own.job_id],
     })
 
     # then exactly one is approved, and the messages say why not for the others
     assert response.status_code == 302
-    assert event_count() == before + 1
+    assert counts().events == before.events + 1
     approved = JobEvent.objects.get(event_type="APPROVED")
     assert (approved.job_id, approved.step, approved.actor["id"]) == (waiting.job_id, "runspec", "rita")
     assert texts(response) == [
@@ -88,15 +88,15 @@ def test_bulk_approve_reports_per_job(people):
 
 def test_bulk_approve_is_offered_to_reviewers_only(people):
     waiting = waiting_job(people.submitter, "bulk-offer")
-    reviewer_actions = dict(logged_in(people.reviewer).get(ADMIN).context["action_form"].fields["action"].choices)
+    reviewer_actions = dict(session_client(people.reviewer).get(ADMIN).context["action_form"].fields["action"].choices)
     assert "approve_pending" in reviewer_actions and "delete_selected" not in reviewer_actions
-    assert logged_in(people.operator).get(ADMIN).context["action_form"] is None  # no action at all
+    assert session_client(people.operator).get(ADMIN).context["action_form"] is None  # no action at all
 
-    before = event_count()
-    response = logged_in(people.operator).post(ADMIN, {
+    before = counts()
+    response = session_client(people.operator).post(ADMIN, {
         "action": "approve_pending", "index": 0, ACTION_CHECKBOX_NAME: [waiting.job_id]})
     assert response.status_code in (200, 302)
-    assert event_count() == before
+    assert counts() == before
 
 
 # -- query counts ---------------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ LIST_URLS = (ADMIN, f"{ADMIN}?state__status__exact=waiting_approval", f"{ADMIN}?
 
 
 def test_list_queries_do_not_grow_with_jobs(people):
-    client = logged_in(people.reviewer)
+    client = session_client(people.reviewer)
     for i in range(3):
         waiting_job(people.submitter, f"few-{i}")
         done_job(people.submitter, f"few-done-{i}")
@@ -129,7 +129,7 @@ def test_list_queries_do_not_grow_with_jobs(people):
 
 
 def test_job_page_queries_do_not_grow_with_events(people):
-    client = logged_in(people.reviewer)
+    client = session_client(people.reviewer)
     short = job_with_events(people.submitter, 10, name="short")
     long = job_with_events(people.submitter, 150, name="long")
     assert queries_for(client, job_page(short)) == queries_for(client, job_page(long))

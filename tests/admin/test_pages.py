@@ -6,9 +6,10 @@ import pytest
 from django.contrib import admin
 
 from jobs.models import JobEvent, JobSpec
+from jobs.pipelines import Status
 from research.models import DataSnapshot, RegistryEntry
 
-from .builders import ADMIN, event_count, job_page, jobs_in_every_status, logged_in
+from ..builders import ADMIN, counts, job_page, jobs_in_every_status, ran_job, session_client
 
 pytestmark = pytest.mark.django_db
 
@@ -20,21 +21,20 @@ LIST_FILTERS = (
     {"o": "2.-5"}, {"_facets": "True"}, {"_facets": "True", "verdict": "PASS"}, {"state__status__exact": "no-such-status"}, {"unknown_field": "x"},
 )
 RECORD_LISTS = ("/admin/jobs/jobevent/", "/admin/research/registryentry/", "/admin/research/datasnapshot/")
+NAMES = {**{status: f"every-{status}" for status in Status}, "idea_waiting": "every-idea"}
 
 
 @pytest.fixture
 def every_status(people):
-    from ..api.builders import ran_job
-
-    jobs = jobs_in_every_status(people.submitter)
+    jobs = jobs_in_every_status(people, NAMES)
     jobs["ran"], _ = ran_job(people.submitter, people.superuser, "ran")  # a real dossier, a registry entry
     return jobs
 
 
 @pytest.mark.parametrize("who", ["superuser", "reviewer"])
 def test_no_admin_page_fails_for_any_job_state(people, every_status, who):
-    client = logged_in(getattr(people, who))
-    before = event_count()
+    client = session_client(getattr(people, who))
+    before = counts()
     for status, job in every_status.items():
         page = client.get(job_page(job))
         assert page.status_code == 200, (status, page.content[:300])
@@ -51,11 +51,11 @@ def test_no_admin_page_fails_for_any_job_state(people, every_status, who):
         assert client.get(f"{url}{pk}/change/").status_code == 200, url
     assert client.get(f"{ADMIN}0123456789ab/change/").status_code == 302  # unknown job: back to the index
     assert client.get(f"{ADMIN}not-an-id/change/").status_code == 302
-    assert event_count() == before
+    assert counts() == before
 
 
 def test_the_job_page_shows_the_spec_timeline_and_artifact_links(people, every_status):
-    client = logged_in(people.reviewer)
+    client = session_client(people.reviewer)
     job = every_status["ran"]
     page = unescape(client.get(job_page(job)).content.decode())
     assert '"family": "sma_crossover"' in page  # the spec, indented JSON
@@ -74,8 +74,8 @@ def test_records_are_view_only_and_nothing_is_deleted(people, every_status):
     entry = RegistryEntry.objects.get()
     snapshot = DataSnapshot.objects.first()
     job = every_status["done"]
-    before = (JobSpec.objects.count(), event_count(), RegistryEntry.objects.count(), DataSnapshot.objects.count())
-    client = logged_in(people.superuser)
+    before = (JobSpec.objects.count(), counts().events, RegistryEntry.objects.count(), DataSnapshot.objects.count())
+    client = session_client(people.superuser)
     for base, pk in ((ADMIN, job.job_id), ("/admin/jobs/jobevent/", event.pk),
                      ("/admin/research/registryentry/", entry.pk), ("/admin/research/datasnapshot/", snapshot.pk)):
         assert client.get(f"{base}{pk}/delete/").status_code == 403, base
@@ -87,7 +87,7 @@ def test_records_are_view_only_and_nothing_is_deleted(people, every_status):
         response = client.post(base, {"action": "delete_selected", "index": 0, "_selected_action": [pk]})
         assert response.status_code in (200, 302)
     assert "delete_selected" not in dict(admin.site.actions)
-    assert (JobSpec.objects.count(), event_count(), RegistryEntry.objects.count(),
+    assert (JobSpec.objects.count(), counts().events, RegistryEntry.objects.count(),
             DataSnapshot.objects.count()) == before
     for model_admin in admin.site._registry.values():
         if model_admin.opts.app_label in ("jobs", "research"):
@@ -98,7 +98,7 @@ def test_records_are_view_only_and_nothing_is_deleted(people, every_status):
 
 
 def test_a_staff_user_without_a_role_sees_no_jobs(people, every_status):
-    client = logged_in(people.nobody)
+    client = session_client(people.nobody)
     assert client.get(ADMIN).status_code == 403
     assert client.get(job_page(every_status["waiting_approval"])).status_code == 403
     for url in RECORD_LISTS:

@@ -8,8 +8,9 @@ from django.test import RequestFactory
 from jobs.api.http import BodySizeLimitMiddleware
 from jobs.models import JobState
 
-from .builders import (
-    a_blueprint, a_job_spec, an_idea, assert_error, client_for, counts, error_job, post_json, ran_job, waiting_job,
+from ..builders import (
+    TINY_SYMBOLS, a_blueprint, a_job_spec, an_idea, assert_error, client_for, counts, error_job, post_json, ran_job,
+    waiting_job,
 )
 
 pytestmark = pytest.mark.django_db
@@ -122,16 +123,16 @@ WRONG_BODIES = [
     ("/jobs/{broken}/retry", {"reason": True}, 400, "invalid_input", "/reason"),
     ("/jobs/{broken}/retry", {"operator": "me"}, 400, "invalid_input", "/operator"),
     ("/jobs/{waiting}/cancel", {"reason": {"a": 1}}, 400, "invalid_input", "/reason"),
-    ("/jobs/blueprint?snapshot_id=api_snap", {**a_blueprint(), "strategy": "fast"}, 400, "invalid_job_spec", "/blueprint/strategy"),
-    ("/jobs/blueprint?snapshot_id=api_snap", {**a_blueprint(), "unknown": 1}, 400, "invalid_job_spec", "/blueprint/unknown"),
+    ("/jobs/blueprint?snapshot_id=api_snap", {**a_blueprint(name="api test"), "strategy": "fast"}, 400, "invalid_job_spec", "/blueprint/strategy"),
+    ("/jobs/blueprint?snapshot_id=api_snap", {**a_blueprint(name="api test"), "unknown": 1}, 400, "invalid_job_spec", "/blueprint/unknown"),
     ("/jobs/blueprint?snapshot_id=api_snap", {"schema_version": "blueprint_v1"}, 400, "invalid_job_spec", "/blueprint/evaluation"),
     ("/jobs/blueprint?snapshot_id=api_snap", [1, 2], 400, "invalid_job_spec", "/blueprint"),
     ("/jobs/idea?snapshot_id=api_snap", {"schema_version": "idea_spec_v1", "title": 3}, 400, "invalid_job_spec", "/idea/hypothesis"),
     ("/jobs", {"kind": "blueprint"}, 400, "invalid_job_spec", "/policy_bundle_id"),
     ("/jobs", {"schema_version": "job_spec_v1", "kind": "blueprint", "snapshot_id": "../x", "policy_bundle_id": "default_v1",
-               "blueprint": a_blueprint()}, 400, "invalid_job_spec", "/snapshot_id"),
+               "blueprint": a_blueprint(name="api test")}, 400, "invalid_job_spec", "/snapshot_id"),
     ("/jobs", {"schema_version": "job_spec_v1", "kind": "blueprint", "snapshot_id": "s", "policy_bundle_id": "nope",
-               "blueprint": a_blueprint()}, 400, "unknown_policy_bundle", "/policy_bundle_id"),
+               "blueprint": a_blueprint(name="api test")}, 400, "unknown_policy_bundle", "/policy_bundle_id"),
     ("/jobs", "spec", 400, "invalid_job_spec", ""),
 ]
 
@@ -220,8 +221,8 @@ def test_submit_checks_its_references(world, settings):
             "title": "t", "hypothesis": "h", "universe": {"symbols": ["A"]}}), 400, "unknown_policy_bundle", before)
     # a snapshot nobody ingested: refused now, not left to fail at the compile step
     for url, body in (("/jobs/blueprint?snapshot_id=no_such_snap", a_blueprint(name="unknown snap")),
-                      ("/jobs/idea?snapshot_id=no_such_snap", an_idea("unknown snap")),
-                      ("/jobs", {**a_job_spec("unknown snap"), "snapshot_id": "no_such_snap"})):
+                      ("/jobs/idea?snapshot_id=no_such_snap", an_idea("unknown snap", symbols=TINY_SYMBOLS)),
+                      ("/jobs", a_job_spec(a_blueprint(name="unknown snap"), snapshot_id="no_such_snap"))):
         errors = refused(post_json(client, url, body), 400, "unknown_snapshot", before)["errors"]
         assert [e["path"] for e in errors] == ["/snapshot_id"]
 

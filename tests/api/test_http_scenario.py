@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token
 
 from jobs.roles import ensure_roles
 
-from .builders import a_blueprint
+from ..builders import a_blueprint, a_user
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = "api_http_snap"
@@ -98,12 +98,12 @@ def server(process_env, tmp_path):
 
 
 @pytest.mark.slow
-def test_submit_review_run_and_read_over_http(process_env, server, make_user):
+def test_submit_review_run_and_read_over_http(process_env, server):
     # given a snapshot, a submitter and a reviewer with API tokens
     manage(process_env, "demo_ingest", "--snapshot-id", SNAPSHOT)
     ensure_roles(apps)
-    sam = Client(server, Token.objects.create(user=make_user("sam", "submitters")).key)
-    rita = Client(server, Token.objects.create(user=make_user("rita", "reviewers")).key)
+    sam = Client(server, Token.objects.create(user=a_user("sam", "submitters")).key)
+    rita = Client(server, Token.objects.create(user=a_user("rita", "reviewers")).key)
     anonymous = Client(server, None)
     blueprint = a_blueprint(name="over http", fast=10, slow=50, symbols=("ACME", "BOLT"))
 

@@ -7,9 +7,9 @@ from rest_framework.test import APIClient
 
 from jobs.models import JobState
 
-from ..jobs.factories import given_snapshot
-from .builders import (
-    a_blueprint, a_job_spec, an_idea, assert_error, client_for, counts, error_job, post_json, submitted, waiting_job,
+from ..builders import (
+    MONTH, SNAPSHOT, TINY_SYMBOLS, a_blueprint, a_job_spec, a_snapshot, an_idea, assert_error, client_for, counts,
+    error_job, post_json, submitted, waiting_job,
 )
 
 pytestmark = pytest.mark.django_db
@@ -31,11 +31,11 @@ MAY = {
 def request_for(endpoint: str, people, name: str):
     """(url, body, status when allowed) of one write, against a job in the state it needs."""
     if endpoint == "submit_spec":
-        return "/jobs", a_job_spec(name), 201
+        return "/jobs", a_job_spec(a_blueprint(name=name), snapshot_id=SNAPSHOT), 201
     if endpoint == "submit_blueprint":
         return "/jobs/blueprint?snapshot_id=api_snap", a_blueprint(name=name), 201
     if endpoint == "submit_idea":
-        return "/jobs/idea?snapshot_id=api_snap", an_idea(title=name), 201
+        return "/jobs/idea?snapshot_id=api_snap", an_idea(name, symbols=TINY_SYMBOLS), 201
     if endpoint in DECISIONS:
         job = waiting_job(people.submitter, name)
         body = {"comment": "fine"} if endpoint == "approve" else {"reason": "not convinced"}
@@ -102,7 +102,7 @@ def test_resubmitting_the_same_content_is_200_and_writes_nothing(people):
 
 
 def test_default_snapshot_is_used_when_none_is_given(people, settings):
-    settings.EAM_DEFAULT_SNAPSHOT_ID = given_snapshot("fallback_snap")
+    settings.EAM_DEFAULT_SNAPSHOT_ID = a_snapshot("fallback_snap", span=MONTH).snapshot_id
     response = post_json(client_for(people.submitter), "/jobs/blueprint", a_blueprint(name="fallback"))
     assert response.status_code == 201
     assert response.json()["snapshot_id"] == "fallback_snap"
@@ -171,7 +171,8 @@ def test_public_read_never_opens_writes(people, settings):
     assert detail.status_code == 200 and detail.json()["can_approve"] is False
     before = counts()
     assert_error(post_json(APIClient(), f"/jobs/{job.job_id}/approve?step=runspec", {}), 401, "not_authenticated")
-    assert_error(post_json(APIClient(), "/jobs/blueprint?snapshot_id=s", a_blueprint()), 401, "not_authenticated")
+    assert_error(post_json(APIClient(), "/jobs/blueprint?snapshot_id=s", a_blueprint(name="api test")), 401,
+                 "not_authenticated")
     assert counts() == before
 
 

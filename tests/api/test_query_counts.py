@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from .builders import client_for, done_job, job_with_events, submitted, waiting_job
+from ..builders import client_for, done_job, job_with_events, submitted, waiting_job
 
 pytestmark = pytest.mark.django_db
 

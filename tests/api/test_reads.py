@@ -9,7 +9,7 @@ from jobs.events import Actor
 from jobs.events import NewEvent
 from jobs.pipelines import EventType as E
 
-from .builders import (
+from ..builders import (
     WORKER, append, assert_error, client_for, done_job, error_job, gated, job_with_events, ran_job, started, submitted,
     waiting_job,
 )

@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_headers_conformance, response_schema_conformance, status_code_conformance,
 )
 
-from .builders import client_for, error_job, ran_job, waiting_job
+from ..builders import client_for, error_job, ran_job, waiting_job
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]

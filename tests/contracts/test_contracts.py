@@ -10,41 +10,20 @@ from jsonschema import Draft202012Validator
 
 from contracts import canonical_json, content_id, load_schema, schema_names, sha256_hex, validate
 
+from ..builders import BARE, a_blueprint, a_job_spec, an_idea
+
 EXPECTED_CONTRACTS = {
     "blueprint_v1", "idea_spec_v1", "job_event_v1", "job_event_v2", "job_spec_v1", "policy_bundle_v1",
 }
 
 
-def a_blueprint() -> dict:
-    return {
-        "schema_version": "blueprint_v1",
-        "name": "SMA 10/50 on SPY",
-        "strategy": {"family": "sma_crossover", "params": {"fast": 10, "slow": 50}},
-        "universe": {"symbols": ["SPY"]},
-        "evaluation": {"protocol": "walk_forward", "test_months": 12},
-    }
-
-
-def a_job_spec() -> dict:
-    return {
-        "schema_version": "job_spec_v1",
-        "kind": "blueprint",
-        "snapshot_id": "demo_snapshot",
-        "policy_bundle_id": "default_v1",
-        "blueprint": a_blueprint(),
-    }
-
-
-def an_idea() -> dict:
-    return {
-        "schema_version": "idea_spec_v1",
-        "title": "Momentum in large caps",
-        "hypothesis": "Twelve-month winners keep winning for a month.",
-        "universe": {"symbols": ["SPY", "QQQ"]},
-    }
-
-
-DOCUMENTS = {"blueprint_v1": a_blueprint, "job_spec_v1": a_job_spec, "idea_spec_v1": an_idea}
+# One valid document of each kind, for the tests to break.
+SMA_ON_SPY = {"base": BARE, "name": "SMA 10/50 on SPY", "evaluation": {"protocol": "walk_forward", "test_months": 12}}
+DOCUMENTS = {
+    "blueprint_v1": lambda: a_blueprint(**SMA_ON_SPY),
+    "job_spec_v1": lambda: a_job_spec(a_blueprint(**SMA_ON_SPY)),
+    "idea_spec_v1": an_idea,
+}
 
 
 def paths(errors: list[dict]) -> list[str]:
@@ -160,7 +139,7 @@ def test_an_unknown_member_is_reported_at_its_own_pointer(name, path, pointer):
 @pytest.mark.parametrize("member, pointer", [("a/b", "/a~1b"), ("c~d", "/c~0d"), ("~/", "/~0~1")])
 def test_pointer_segments_are_escaped_as_rfc_6901_says(member, pointer):
     # given an unknown member whose name contains "/" or "~"
-    doc = a_blueprint()
+    doc = DOCUMENTS["blueprint_v1"]()
     doc[member] = 1
 
     # then "/" becomes "~1" and "~" becomes "~0"
@@ -169,7 +148,7 @@ def test_pointer_segments_are_escaped_as_rfc_6901_says(member, pointer):
 
 def test_every_unknown_member_is_reported_at_its_own_pointer():
     # given two unknown members in one object (jsonschema reports them in a single error)
-    doc = a_blueprint()
+    doc = DOCUMENTS["blueprint_v1"]()
     doc["colour"] = "red"
     doc["size"] = 3
 
@@ -182,7 +161,7 @@ def test_every_unknown_member_is_reported_at_its_own_pointer():
 
 def test_an_unknown_member_with_a_quote_in_its_name_is_reported_at_its_pointer():
     # given an unknown member named it's (jsonschema then quotes it with double quotes)
-    doc = a_blueprint()
+    doc = DOCUMENTS["blueprint_v1"]()
     doc["it's"] = 1
 
     # then the pointer is still that member
@@ -191,7 +170,7 @@ def test_an_unknown_member_with_a_quote_in_its_name_is_reported_at_its_pointer()
 
 def test_errors_are_sorted_by_path_and_complete():
     # given a document with several faults
-    doc = a_blueprint()
+    doc = DOCUMENTS["blueprint_v1"]()
     del doc["universe"]
     doc["strategy"]["params"]["fast"] = "ten"
     doc["zzz"] = True
@@ -204,20 +183,20 @@ def test_errors_are_sorted_by_path_and_complete():
 
 
 def test_the_params_of_a_family_are_checked_against_that_family():
-    doc = a_blueprint()
+    doc = DOCUMENTS["blueprint_v1"]()
     doc["strategy"] = {"family": "buy_and_hold", "params": {"fast": 10}}
     assert paths(validate("blueprint_v1", doc)) == ["/strategy/params/fast"]
 
 
 def test_a_date_with_the_right_shape_but_impossible_value_is_refused():
     # the format checker is on: 2021-02-30 matches the pattern but is not a date
-    doc = a_blueprint()
+    doc = DOCUMENTS["blueprint_v1"]()
     doc["period"] = {"start": "2021-02-30"}
     assert paths(validate("blueprint_v1", doc)) == ["/period/start"]
 
 
 def test_a_job_spec_holds_exactly_the_member_of_its_kind():
-    doc = a_job_spec()
+    doc = DOCUMENTS["job_spec_v1"]()
     doc["idea"] = an_idea()
     assert validate("job_spec_v1", doc) != []
     del doc["blueprint"]
@@ -250,7 +229,7 @@ def test_canonical_json_refuses_nan_and_infinity(bad):
 
 
 def test_content_id_is_the_first_12_hex_of_the_sha256_of_the_canonical_json():
-    doc = a_job_spec()
+    doc = DOCUMENTS["job_spec_v1"]()
     cid = content_id(doc)
     assert re.fullmatch(r"[0-9a-f]{12}", cid)
     assert cid == hashlib.sha256(canonical_json(doc)).hexdigest()[:12]
@@ -258,9 +237,9 @@ def test_content_id_is_the_first_12_hex_of_the_sha256_of_the_canonical_json():
 
 
 def test_content_id_depends_on_content_not_on_key_order():
-    doc = a_job_spec()
+    doc = DOCUMENTS["job_spec_v1"]()
     reordered = dict(reversed(list(doc.items())))
-    changed = a_job_spec()
+    changed = DOCUMENTS["job_spec_v1"]()
     changed["blueprint"]["strategy"]["params"]["fast"] = 11
 
     assert content_id(reordered) == content_id(doc)

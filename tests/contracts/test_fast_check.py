@@ -11,7 +11,7 @@ import contracts
 from contracts import _fast_check, _quickly_valid, validate, validate_event
 from workflow.orchestrator import run_pass
 
-from ..workflow.conftest import approve_waiting, ingest_tiny, submit
+from ..builders import SUBMITTER, TINY_RUN, TINY_SNAPSHOT, a_snapshot, approve_waiting, submitted
 from ..workflow.test_pipeline import worker
 
 EDGE_VALUES = [
@@ -86,8 +86,8 @@ def validated_documents(db, monkeypatch):
         imported = __import__(module, fromlist=["_"])
         if getattr(imported, "validate", None) is real_validate:
             monkeypatch.setattr(imported, "validate", recording_validate)
-    ingest_tiny()
-    job = submit()
+    a_snapshot(TINY_SNAPSHOT)
+    job = submitted(SUBMITTER, **TINY_RUN)
     run_pass(worker())
     approve_waiting([job.job_id])
     run_pass(worker())

@@ -15,7 +15,7 @@ from guards.triggers import GUARDED_TABLES, existing_triggers
 from jobs.models import JobEvent, JobSpec
 
 from ..conftest import REPO_ROOT
-from ..jobs.factories import append, new_blueprint_job, rerun, store_snapshot, table_rows
+from ..builders import append, new_blueprint_job, rerun, store_snapshot, table_rows
 
 pytestmark = pytest.mark.django_db
 

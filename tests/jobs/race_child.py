@@ -74,13 +74,9 @@ def race_approve(job_id: str, name: str, barrier: Path) -> dict:
 def race_submit(name: str, barrier: Path) -> dict:
     from jobs import services
     from jobs.events import Actor
+    from tests.builders import BARE, a_blueprint
 
-    blueprint = {
-        "schema_version": "blueprint_v1",
-        "strategy": {"family": "sma_crossover", "params": {"fast": 10, "slow": 50}},
-        "universe": {"symbols": ["SPY"]},
-        "evaluation": {"protocol": "walk_forward"},
-    }
+    blueprint = a_blueprint(base=BARE)
     counts = {"ok": 0, "conflict": 0, "other": 0, "conflict_codes": [], "errors": [], "created": 0, "job_id": None}
     wait_at_barrier(barrier, name)
     try:

@@ -12,7 +12,7 @@ from jobs.models import JobEvent, JobState
 from jobs.pipelines import EventType as E
 from jobs.state import ZERO_HASH, derive_state
 
-from .factories import (
+from ..builders import (
     SHA_A, WORKER, append, completed, new_blueprint_job, rerun, started, store_snapshot, to_done, to_runspec_review,
 )
 

@@ -10,7 +10,7 @@ import pytest
 from jobs.models import JobEvent, JobSpec, JobState
 
 from ..conftest import REPO_ROOT
-from .factories import given_snapshot, new_blueprint_job, to_runspec_review
+from ..builders import MONTH, a_snapshot, new_blueprint_job, to_runspec_review
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -104,7 +104,7 @@ def test_concurrent_approvals_of_one_checkpoint_record_exactly_one_decision(pyth
 
 
 def test_concurrent_submissions_of_the_same_blueprint_create_one_job(python, process_env, tmp_path):
-    given_snapshot("demo_snapshot")
+    a_snapshot("demo_snapshot", span=MONTH)
 
     # when 8 users submit the same blueprint at the same moment
     reports = race(python, process_env, tmp_path,

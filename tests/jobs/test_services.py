@@ -12,8 +12,9 @@ from jobs.events import Actor
 from jobs.errors import Conflict, Forbidden, InvalidInput, NotFound
 from jobs.models import JobEvent, JobSpec, JobState
 
-from .factories import (
-    SHA_A, SHA_B, a_blueprint, an_idea, given_snapshot, store_snapshot, to_done, to_error, to_runspec_review,
+from ..builders import (
+    BARE, MONTH, SHA_A, SHA_B, a_blueprint, a_job_spec, a_snapshot, an_idea, store_snapshot, to_done, to_error,
+    to_runspec_review,
 )
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ OPS = Actor("user", "ops")  # operates
 @pytest.fixture(autouse=True)
 def _demo_snapshot(db):
     """The snapshot the jobs here are submitted against: a submission must name one that exists."""
-    given_snapshot("demo_snapshot")
+    a_snapshot("demo_snapshot", span=MONTH)
 
 
 @contextmanager
@@ -42,7 +43,7 @@ def refused(error_class, code: str):
 
 def submit(blueprint=None, actor=ALICE, **options):
     options.setdefault("snapshot_id", "demo_snapshot")
-    return services.submit_blueprint(blueprint=blueprint or a_blueprint(), actor=actor, **options)
+    return services.submit_blueprint(blueprint=blueprint or a_blueprint(base=BARE), actor=actor, **options)
 
 
 def waiting_job(actor=ALICE, sha=SHA_A) -> str:
@@ -96,7 +97,7 @@ def test_submit_creates_a_job_addressed_by_its_content():
     # then the job id is the content id of the canonical job spec, and the spec is stored with its lineage root
     assert created is True
     spec = {"schema_version": "job_spec_v1", "kind": "blueprint", "snapshot_id": "demo_snapshot",
-            "policy_bundle_id": "default_v1", "blueprint": a_blueprint()}
+            "policy_bundle_id": "default_v1", "blueprint": a_blueprint(base=BARE)}
     stored = JobSpec.objects.get()
     assert stored.job_id == job.job_id == content_id(spec)
     assert stored.spec == spec
@@ -108,7 +109,7 @@ def test_submit_creates_a_job_addressed_by_its_content():
     # and its one event records the submitter and the sha256 of the blueprint
     (first,) = events_of(job.job_id)
     assert (first.seq, first.event_type, first.actor) == (1, "BLUEPRINT_SUBMITTED", ALICE.as_dict())
-    assert first.payload == {"submitter": "alice", "inputs_sha256": sha256_hex(canonical_json(a_blueprint()))}
+    assert first.payload == {"submitter": "alice", "inputs_sha256": sha256_hex(canonical_json(a_blueprint(base=BARE)))}
     assert (state(job.job_id).status, state(job.job_id).next_step) == ("queued", "compile")
 
 
@@ -118,7 +119,7 @@ def test_submit_is_idempotent_by_content_whoever_submits():
     before = store_snapshot()
 
     # when bob submits the same blueprint, with its keys in another order
-    reordered = dict(reversed(list(a_blueprint().items())))
+    reordered = dict(reversed(list(a_blueprint(base=BARE).items())))
     again, created = submit(blueprint=reordered, actor=BOB)
 
     # then it is the same job, nothing new was written, and alice is still its submitter
@@ -129,23 +130,23 @@ def test_submit_is_idempotent_by_content_whoever_submits():
 
 def test_a_different_blueprint_or_snapshot_is_a_different_job():
     job, _ = submit()
-    other, created = submit(blueprint=a_blueprint(fast=11))
-    elsewhere, created_too = submit(snapshot_id=given_snapshot("other_snapshot"))
+    other, created = submit(blueprint=a_blueprint(fast=11, base=BARE))
+    elsewhere, created_too = submit(snapshot_id=a_snapshot("other_snapshot", span=MONTH).snapshot_id)
 
     assert created and created_too
     assert len({job.job_id, other.job_id, elsewhere.job_id}) == 3
 
 
 def test_submit_uses_the_default_snapshot_when_none_is_given(settings):
-    settings.EAM_DEFAULT_SNAPSHOT_ID = given_snapshot("default_snapshot")
-    job, created = services.submit_blueprint(blueprint=a_blueprint(), actor=ALICE)
+    settings.EAM_DEFAULT_SNAPSHOT_ID = a_snapshot("default_snapshot", span=MONTH).snapshot_id
+    job, created = services.submit_blueprint(blueprint=a_blueprint(base=BARE), actor=ALICE)
     assert created and job.snapshot_id == "default_snapshot"
 
 
 def test_submit_without_snapshot_and_without_a_default_is_invalid(settings):
     settings.EAM_DEFAULT_SNAPSHOT_ID = ""
     with refused(InvalidInput, "snapshot_id_required") as caught:
-        services.submit_blueprint(blueprint=a_blueprint(), actor=ALICE)
+        services.submit_blueprint(blueprint=a_blueprint(base=BARE), actor=ALICE)
     assert caught.value.errors == [{"path": "/snapshot_id", "message": "required"}]
 
 
@@ -166,7 +167,7 @@ def test_submit_with_an_invalid_snapshot_id_is_refused(snapshot_id):
     ],
 )
 def test_a_schema_invalid_blueprint_is_refused_with_the_json_pointer_of_the_fault(change, pointer):
-    blueprint = a_blueprint()
+    blueprint = a_blueprint(base=BARE)
     change(blueprint)
 
     with refused(InvalidInput, "invalid_job_spec") as caught:
@@ -179,7 +180,7 @@ def test_a_schema_invalid_blueprint_is_refused_with_the_json_pointer_of_the_faul
 def test_a_blueprint_holding_a_non_finite_number_is_invalid_input_not_a_crash(value):
     # given a blueprint whose fee is NaN (json.load, as the submit_blueprint command uses, accepts it, and
     # the schema's minimum/maximum do not catch it since every comparison with NaN is false)
-    blueprint = {**a_blueprint(), "costs": {"fee_bps": value}}
+    blueprint = {**a_blueprint(base=BARE), "costs": {"fee_bps": value}}
 
     # then it is refused as input, with the pointer of the number, and nothing is written
     with refused(InvalidInput, "invalid_job_spec") as caught:
@@ -196,7 +197,7 @@ def test_a_blueprint_that_is_not_an_object_is_refused():
 @pytest.mark.parametrize("submit_it", [
     lambda: submit(snapshot_id="no_such_snapshot"),
     lambda: services.submit_idea(idea=an_idea(), actor=ALICE, snapshot_id="no_such_snapshot"),
-    lambda: services.submit_job_spec(spec={**job_spec(), "snapshot_id": "no_such_snapshot"}, actor=ALICE),
+    lambda: services.submit_job_spec(spec={**a_job_spec(), "snapshot_id": "no_such_snapshot"}, actor=ALICE),
 ], ids=["blueprint", "idea", "job_spec"])
 def test_a_job_on_an_unknown_snapshot_is_refused_at_submit(submit_it):
     # given no snapshot no_such_snapshot: the job would only fail at its compile step
@@ -238,18 +239,13 @@ def test_a_schema_invalid_idea_is_refused_with_its_pointer():
 LINEAGE = {"root_job_id": "0123456789ab", "parent_job_id": "ba9876543210", "generation": 2, "iteration": 1}
 
 
-def job_spec(**extra) -> dict:
-    return {"schema_version": "job_spec_v1", "kind": "blueprint", "snapshot_id": "demo_snapshot",
-            "policy_bundle_id": "default_v1", "blueprint": a_blueprint(), **extra}
-
-
 def test_submit_job_spec_with_lineage_sets_root_parent_and_generation():
-    job, created = services.submit_job_spec(spec=job_spec(extensions={"lineage": LINEAGE}), actor=ALICE, lineage_allowed=True)
+    job, created = services.submit_job_spec(spec=a_job_spec(extensions={"lineage": LINEAGE}), actor=ALICE, lineage_allowed=True)
 
     assert created
     stored = JobSpec.objects.get(job_id=job.job_id)
     assert (stored.root_job_id, stored.parent_job_id, stored.generation) == ("0123456789ab", "ba9876543210", 2)
-    assert job.job_id != content_id(job_spec())  # the lineage is part of the content
+    assert job.job_id != content_id(a_job_spec())  # the lineage is part of the content
 
 
 def test_submit_blueprint_passes_lineage_extensions_through():
@@ -267,11 +263,11 @@ def test_submit_blueprint_passes_lineage_extensions_through():
 )
 def test_submit_job_spec_with_invalid_lineage_is_refused(lineage, pointer):
     with refused(InvalidInput, "invalid_job_spec") as caught:
-        services.submit_job_spec(spec=job_spec(extensions={"lineage": lineage}), actor=ALICE, lineage_allowed=True)
+        services.submit_job_spec(spec=a_job_spec(extensions={"lineage": lineage}), actor=ALICE, lineage_allowed=True)
     assert [e["path"] for e in caught.value.errors] == [pointer]
 
 
-@pytest.mark.parametrize("spec", [None, [], "job", job_spec(kind="both"), job_spec(idea=an_idea())])
+@pytest.mark.parametrize("spec", [None, [], "job", a_job_spec(kind="both"), a_job_spec(idea=an_idea())])
 def test_submit_job_spec_refuses_what_is_not_a_job_spec(spec):
     with refused(InvalidInput, "invalid_job_spec"):
         services.submit_job_spec(spec=spec, actor=ALICE)
@@ -372,7 +368,7 @@ def test_the_submitter_may_decide_when_neither_the_deployment_nor_the_bundle_ask
 
     # but with EAM_FOUR_EYES on, the deployment wins
     settings.EAM_FOUR_EYES = True
-    other, _ = submit(actor=ALICE, policy_bundle_id="relaxed_v1", blueprint=a_blueprint(fast=12))
+    other, _ = submit(actor=ALICE, policy_bundle_id="relaxed_v1", blueprint=a_blueprint(fast=12, base=BARE))
     to_runspec_review(other.job_id)
     with refused(Forbidden, "four_eyes"):
         services.approve(job_id=other.job_id, step="runspec", actor=ALICE)
@@ -491,6 +487,6 @@ def test_retry_twice_is_a_conflict():
 def test_a_client_cannot_place_a_job_in_another_lineage():
     before = JobEvent.objects.count()
     with refused(InvalidInput, "lineage_reserved") as caught:
-        services.submit_job_spec(spec=job_spec(extensions={"lineage": LINEAGE}), actor=ALICE)
+        services.submit_job_spec(spec=a_job_spec(extensions={"lineage": LINEAGE}), actor=ALICE)
     assert [e["path"] for e in caught.value.errors] == ["/extensions/lineage"]
     assert JobEvent.objects.count() == before

@@ -16,7 +16,7 @@ from jobs.events import document_of
 from jobs.models import JobEvent, JobState
 
 from ..conftest import REPO_ROOT
-from .factories import append, new_blueprint_job, rerun, to_runspec_review
+from ..builders import append, new_blueprint_job, rerun, to_runspec_review
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

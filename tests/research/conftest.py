@@ -5,7 +5,7 @@ import pytest
 
 from research.snapshots import ingest_csv
 
-from .builders import small_csv
+from ..builders import small_csv
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from research.artifacts import (
 )
 from research.errors import ArtifactConflict, ArtifactNotFound, UnsafePath
 
-from .builders import stored_files
+from ..builders import stored_files
 
 
 def test_write_returns_the_reference_and_stores_the_bytes(artifact_root):

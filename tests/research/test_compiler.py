@@ -12,7 +12,7 @@ from research.models import DataSnapshot
 from research.policies import load_policy_bundle
 from research.segments import add_months
 
-from .builders import FAMILIES, make_blueprint, stored_files
+from ..builders import FAMILIES, RESEARCH, a_blueprint, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def compile_(blueprint, snapshot_id="small_snap", policy_bundle_id="default_v1")
 
 
 def test_a_blueprint_compiles_to_a_valid_runspec(small_snapshot):
-    runspec, run_id = compile_(make_blueprint("sma_crossover", {"fast": 10, "slow": 50}))
+    runspec, run_id = compile_(a_blueprint("sma_crossover", {"fast": 10, "slow": 50}, base=RESEARCH))
 
     assert validate("runspec_v1", runspec) == []
     assert run_id == content_id(runspec) and len(run_id) == 12
@@ -43,7 +43,7 @@ def test_a_blueprint_compiles_to_a_valid_runspec(small_snapshot):
 
 def test_segments_walk_forward_after_the_warmup_and_end_with_the_holdout(small_snapshot):
     evaluation = {"protocol": "walk_forward", "test_months": 6, "holdout_months": 12}
-    runspec, _ = compile_(make_blueprint(evaluation=evaluation))
+    runspec, _ = compile_(a_blueprint(evaluation=evaluation, base=RESEARCH))
 
     segments = runspec["segments"]["list"]
     ids = [s["segment_id"] for s in segments]
@@ -66,8 +66,9 @@ def test_segments_walk_forward_after_the_warmup_and_end_with_the_holdout(small_s
 
 
 def test_defaults_and_overrides(small_snapshot):
-    runspec, _ = compile_(make_blueprint("ts_momentum", {"lookback": 60}, costs={"fee_bps": 1, "slippage_bps": 2.5},
-                                         evaluation={"protocol": "walk_forward", "warmup_bars": 100}))
+    runspec, _ = compile_(a_blueprint("ts_momentum", {"lookback": 60}, base=RESEARCH,
+                                      costs={"fee_bps": 1, "slippage_bps": 2.5},
+                                      evaluation={"protocol": "walk_forward", "warmup_bars": 100}))
 
     assert runspec["strategy"]["params"] == {"lookback": 60, "vol_target": None}
     assert runspec["costs"] == {"fee_bps": 1.0, "slippage_bps": 2.5}
@@ -76,7 +77,7 @@ def test_defaults_and_overrides(small_snapshot):
 
 
 def test_cosmetic_differences_compile_to_the_same_run(small_snapshot):
-    blueprint = make_blueprint("rsi_mean_reversion", {"period": 14, "entry": 30, "exit": 55})
+    blueprint = a_blueprint("rsi_mean_reversion", {"period": 14, "entry": 30, "exit": 55}, base=RESEARCH)
     variant = copy.deepcopy(blueprint)
     variant["name"] = "another name"
     variant["description"] = "same strategy"
@@ -89,7 +90,7 @@ def test_cosmetic_differences_compile_to_the_same_run(small_snapshot):
 
 
 def test_the_blueprint_is_validated_against_its_contract_first(small_snapshot):
-    blueprint = make_blueprint("sma_crossover", {"fast": "10", "slow": 50})
+    blueprint = a_blueprint("sma_crossover", {"fast": "10", "slow": 50}, base=RESEARCH)
     del blueprint["evaluation"]
 
     with pytest.raises(CompileError) as caught:
@@ -102,56 +103,56 @@ def test_the_blueprint_is_validated_against_its_contract_first(small_snapshot):
 
 RULES = {
     "sma fast not below slow": (
-        make_blueprint("sma_crossover", {"fast": 50, "slow": 20}),
+        a_blueprint("sma_crossover", {"fast": 50, "slow": 20}, base=RESEARCH),
         "/strategy/params/fast", "fast (50) must be less than slow (20)"),
     "sma slow lookback below 2": (
-        make_blueprint("sma_crossover", {"fast": 1, "slow": 1}),
+        a_blueprint("sma_crossover", {"fast": 1, "slow": 1}, base=RESEARCH),
         "/strategy/params/slow", "slow must be at least 2, got 1"),
     "ts lookback below 2": (
-        make_blueprint("ts_momentum", {"lookback": 1}),
+        a_blueprint("ts_momentum", {"lookback": 1}, base=RESEARCH),
         "/strategy/params/lookback", "lookback must be at least 2, got 1"),
     "xs lookback below 2": (
-        make_blueprint("xs_momentum", {"lookback": 1, "top_k": 2}),
+        a_blueprint("xs_momentum", {"lookback": 1, "top_k": 2}, base=RESEARCH),
         "/strategy/params/lookback", "lookback must be at least 2, got 1"),
     "rsi period below 2": (
-        make_blueprint("rsi_mean_reversion", {"period": 1, "entry": 30, "exit": 70}),
+        a_blueprint("rsi_mean_reversion", {"period": 1, "entry": 30, "exit": 70}, base=RESEARCH),
         "/strategy/params/period", "period must be at least 2, got 1"),
     "rsi entry not below exit": (
-        make_blueprint("rsi_mean_reversion", {"period": 14, "entry": 60, "exit": 40}),
+        a_blueprint("rsi_mean_reversion", {"period": 14, "entry": 60, "exit": 40}, base=RESEARCH),
         "/strategy/params/entry", "entry (60) must be less than exit (40)"),
     "top_k above the universe": (
-        make_blueprint("xs_momentum", {"lookback": 20, "top_k": 3}, symbols=["AAA", "BBB"]),
+        a_blueprint("xs_momentum", {"lookback": 20, "top_k": 3}, symbols=["AAA", "BBB"], base=RESEARCH),
         "/strategy/params/top_k", "top_k (3) must not exceed the number of symbols in the universe (2)"),
     "symbol not in the snapshot": (
-        make_blueprint(symbols=["AAA", "ZZZ"]),
+        a_blueprint(symbols=["AAA", "ZZZ"], base=RESEARCH),
         "/universe/symbols/1", "symbol 'ZZZ' is not in snapshot 'small_snap'"),
     "period starts before the snapshot": (
-        make_blueprint(period={"start": "2010-01-01"}),
+        a_blueprint(period={"start": "2010-01-01"}, base=RESEARCH),
         "/period/start", "start 2010-01-01 is before the snapshot's first date 2016-01-01"),
     "period starts after the snapshot": (
-        make_blueprint(period={"start": "2021-01-01"}),
+        a_blueprint(period={"start": "2021-01-01"}, base=RESEARCH),
         "/period/start", "start 2021-01-01 is after the snapshot's last date 2019-12-31"),
     "period ends after the snapshot": (
-        make_blueprint(period={"end": "2030-06-30"}),
+        a_blueprint(period={"end": "2030-06-30"}, base=RESEARCH),
         "/period/end", "end 2030-06-30 is after the snapshot's last date 2019-12-31"),
     "period ends before the snapshot": (
-        make_blueprint(period={"end": "2015-06-30"}),
+        a_blueprint(period={"end": "2015-06-30"}, base=RESEARCH),
         "/period/end", "end 2015-06-30 is before the snapshot's first date 2016-01-01"),
     "period end before start": (
-        make_blueprint(period={"start": "2018-01-01", "end": "2017-01-01"}),
+        a_blueprint(period={"start": "2018-01-01", "end": "2017-01-01"}, base=RESEARCH),
         "/period/end", "end 2017-01-01 must be after start 2018-01-01"),
     "too few bars for warm-up, a test segment and the holdout": (
-        make_blueprint(period={"start": "2019-01-01", "end": "2019-12-31"}),
+        a_blueprint(period={"start": "2019-01-01", "end": "2019-12-31"}, base=RESEARCH),
         "/evaluation", "not enough bars: 261 bars from 2019-01-01 to 2019-12-31 cannot hold 50 warm-up bars, "
                        "one test segment of 6 months and a holdout of 6 months"),
     "period without bars": (
-        make_blueprint(period={"start": "2019-01-05", "end": "2019-01-06"}),  # a weekend
+        a_blueprint(period={"start": "2019-01-05", "end": "2019-01-06"}, base=RESEARCH),  # a weekend
         "/period", "the period holds 0 bar(s) of the snapshot"),
     "warm-up shorter than the family needs": (
-        make_blueprint(evaluation={"protocol": "walk_forward", "warmup_bars": 10}),
+        a_blueprint(evaluation={"protocol": "walk_forward", "warmup_bars": 10}, base=RESEARCH),
         "/evaluation/warmup_bars", "warmup_bars 10 is less than the 50 bars sma_crossover needs with these parameters"),
     "holdout shorter than the policy allows": (
-        make_blueprint(evaluation={"protocol": "walk_forward", "holdout_months": 3}),
+        a_blueprint(evaluation={"protocol": "walk_forward", "holdout_months": 3}, base=RESEARCH),
         "/evaluation/holdout_months", "holdout_months 3 is below the policy's minimum of 6"),
 }
 
@@ -172,7 +173,7 @@ def test_each_rule_reports_its_pointer_and_creates_nothing(rule, small_snapshot,
 
 def test_all_rule_errors_are_reported_together(small_snapshot):
     with pytest.raises(CompileError) as caught:
-        compile_(make_blueprint("xs_momentum", {"lookback": 1, "top_k": 9}, symbols=["AAA", "QQQ"]))
+        compile_(a_blueprint("xs_momentum", {"lookback": 1, "top_k": 9}, symbols=["AAA", "QQQ"], base=RESEARCH))
 
     assert [e["path"] for e in caught.value.errors] == [
         "/strategy/params/lookback", "/strategy/params/top_k", "/universe/symbols/1"]
@@ -180,14 +181,14 @@ def test_all_rule_errors_are_reported_together(small_snapshot):
 
 def test_unknown_snapshot_and_bundle(small_snapshot):
     with pytest.raises(SnapshotNotFound):
-        compile_(make_blueprint(), snapshot_id="missing")
+        compile_(a_blueprint(base=RESEARCH), snapshot_id="missing")
     with pytest.raises(PolicyError, match="unknown policy bundle 'missing'"):
-        compile_(make_blueprint(), policy_bundle_id="missing")
+        compile_(a_blueprint(base=RESEARCH), policy_bundle_id="missing")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_compiles(family, small_snapshot):
-    runspec, _ = compile_(make_blueprint(family))
+    runspec, _ = compile_(a_blueprint(family, base=RESEARCH))
 
     assert validate("runspec_v1", runspec) == []
     assert runspec["segments"]["list"][-1]["segment_id"] == "holdout"

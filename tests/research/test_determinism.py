@@ -10,7 +10,7 @@ from research.dossier import run_dossier
 from research.gates import evaluate_gates
 from research.snapshots import ingest_csv
 
-from .builders import make_blueprint, small_csv, stored_files
+from ..builders import RESEARCH, a_blueprint, small_csv, stored_files
 
 # The stored small snapshot is the same bytes on every machine (checked here; the demo one in test_snapshots).
 SMALL_SNAP_SHA256 = "f77ea01a2db86e2c621d6e17e2334da2aec6aea333cabbe536e5e2ec61d9c4e9"
@@ -38,7 +38,7 @@ def on_disk(root):
 @pytest.mark.django_db
 @pytest.mark.parametrize("family", ["sma_crossover", "xs_momentum", "rsi_mean_reversion"])
 def test_two_runs_give_identical_bytes(family, artifact_root, tmp_path, settings):
-    blueprint = make_blueprint(family)
+    blueprint = a_blueprint(family, base=RESEARCH)
     first = full_run(blueprint)
     first_disk = on_disk(artifact_root)
 
@@ -67,7 +67,7 @@ GOLDEN_SMA = {
 
 @pytest.mark.django_db
 def test_the_same_blueprint_gives_the_pinned_bytes_on_every_database(artifact_root):
-    result = full_run(make_blueprint("sma_crossover"))
+    result = full_run(a_blueprint("sma_crossover", base=RESEARCH))
     index = next(path for path in result["files"] if path.endswith("/dossier.json"))
     got = {"runspec": result["runspec"], "dossier_index": result["files"][index], "gate_results": result["gate_results"]}
     assert got == GOLDEN_SMA

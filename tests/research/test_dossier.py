@@ -13,13 +13,13 @@ from research.backtest import Simulation
 from research.dossier import curve_csv, dossier_summary, run_dossier
 from research.errors import CompileError, SnapshotError
 
-from .builders import FAMILIES, make_blueprint, stored_files
+from ..builders import FAMILIES, RESEARCH, a_blueprint, stored_files
 
 pytestmark = pytest.mark.django_db
 
 
 def compiled(family="sma_crossover", params=None, **sections):
-    return compile_blueprint(blueprint=make_blueprint(family, params, **sections), snapshot_id="small_snap",
+    return compile_blueprint(blueprint=a_blueprint(family, params, base=RESEARCH, **sections), snapshot_id="small_snap",
                              policy_bundle_id="default_v1")
 
 

@@ -9,14 +9,14 @@ from research.dossier import run_dossier
 from research.errors import ArtifactConflict, DossierError, PolicyError, ResearchError
 from research.gates import evaluate_gates
 
-from .builders import make_blueprint, stored_files
+from ..builders import RESEARCH, a_blueprint, stored_files
 
 pytestmark = pytest.mark.django_db
 OUT = "jobs/0123456789ab/outputs/gate_results.json"
 
 
 def prepared(family="sma_crossover", params=None, bundle="default_v1"):
-    runspec, run_id = compile_blueprint(blueprint=make_blueprint(family, params), snapshot_id="small_snap",
+    runspec, run_id = compile_blueprint(blueprint=a_blueprint(family, params, base=RESEARCH), snapshot_id="small_snap",
                                         policy_bundle_id=bundle)
     run_dossier(runspec)
     return runspec, run_id
@@ -160,7 +160,7 @@ def test_refusals_write_nothing(small_snapshot, artifact_root, policy_root):
         evaluate_gates(runspec=runspec, run_id=run_id, n_trials=0, output_path=OUT)
     with pytest.raises(DossierError, match="is not the content id"):
         evaluate_gates(runspec=runspec, run_id="000000000000", n_trials=1, output_path=OUT)
-    unrun, unrun_id = compile_blueprint(blueprint=make_blueprint("buy_and_hold"), snapshot_id="small_snap",
+    unrun, unrun_id = compile_blueprint(blueprint=a_blueprint("buy_and_hold", base=RESEARCH), snapshot_id="small_snap",
                                         policy_bundle_id="mutable")
     with pytest.raises(DossierError, match="no dossier for run"):
         evaluate_gates(runspec=unrun, run_id=unrun_id, n_trials=1, output_path=OUT)

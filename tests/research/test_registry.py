@@ -9,13 +9,13 @@ from research.models import RegistryEntry
 from research.dossier import run_dossier
 from research.registry import count_trials, lineage_trials, record_trial, trial_sharpe_variance
 
-from .builders import make_blueprint
+from ..builders import RESEARCH, a_blueprint
 
 pytestmark = pytest.mark.django_db
 
 
 def runspec_of(family="sma_crossover", params=None):
-    return compile_blueprint(blueprint=make_blueprint(family, params), snapshot_id="small_snap",
+    return compile_blueprint(blueprint=a_blueprint(family, params, base=RESEARCH), snapshot_id="small_snap",
                              policy_bundle_id="default_v1")
 
 

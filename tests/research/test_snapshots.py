@@ -10,7 +10,7 @@ from research.errors import SnapshotError, SnapshotNotFound
 from research.models import DataSnapshot
 from research.snapshots import ingest_csv, ingest_demo, load_panel, snapshot_file_sha256
 
-from .builders import small_csv, stored_files
+from ..builders import small_csv, stored_files
 
 # sha256 of `snapshots/demo_snap_001/ohlcv.csv`: the same bytes on every machine, every run.
 DEMO_SNAP_001_SHA256 = "a97d79c36c77f3cedf79ce3baad95cd6594650881da0ac9556e7a460a2cb3be3"

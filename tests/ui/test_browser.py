@@ -2,23 +2,14 @@
 import re
 
 import pytest
-from django.apps import apps
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from jobs.models import JobEvent
-from jobs.roles import ensure_roles
 
-from ..api.builders import waiting_job
-from .builders import done_job_with_run, run_id_of
+from ..builders import done_job_with_run, run_id_of, waiting_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def people(make_user):
-    ensure_roles(apps)  # a transactional test's flush removed the groups the migration made
-    return make_user("sam", "submitters"), make_user("rita", "reviewers")
 
 
 def log_in(page, username: str, next_url: str = ""):
@@ -30,7 +21,7 @@ def log_in(page, username: str, next_url: str = ""):
 
 def test_reviewer_approves_a_waiting_job_with_a_comment(page, screenshot, people):
     # given a job waiting at its runspec checkpoint
-    sam, rita = people
+    sam = people.submitter
     job = waiting_job(sam, "browser approve")
 
     # when the reviewer logs in, finds it waiting for her and approves it with a comment
@@ -60,7 +51,7 @@ def test_reviewer_approves_a_waiting_job_with_a_comment(page, screenshot, people
 
 def test_submitter_sees_no_decision_on_own_job_and_a_forged_post_is_refused(page, screenshot, people):
     # given the submitter's own job waiting at a checkpoint, and the submitter is also a reviewer
-    sam, _ = people
+    sam = people.submitter
     sam.groups.add(Group.objects.get(name="reviewers"))
     job = waiting_job(sam, "browser four eyes")
     log_in(page, "sam", next_url=f"/ui/jobs/{job.job_id}")
@@ -88,8 +79,7 @@ def test_submitter_sees_no_decision_on_own_job_and_a_forged_post_is_refused(page
 
 def test_run_page_shows_a_chart_for_a_test_segment_and_metrics_only_for_the_holdout(page, screenshot, people):
     # given a job the engine took to DONE with a real run
-    sam, rita = people
-    job = done_job_with_run(sam, rita)
+    job = done_job_with_run(people.submitter)
     run_id = run_id_of(job)
 
     # when a reviewer opens the run from the job's page

@@ -1,13 +1,11 @@
 """Approve and reject from the job's page: what is taken, and every way a decision is refused with nothing written."""
 import pytest
-from django.test import Client
 
 from jobs import services
 from jobs.events import Actor
 from jobs.models import JobEvent, JobState
 
-from ..api.builders import submitted, waiting_job
-from .builders import client_for, events_written
+from ..builders import counts, session_client, submitted, waiting_job
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +30,7 @@ def refused(response, status: int, says: str):
 
 def test_approve_records_comment_and_reviewer_then_redirects_with_a_message(people):
     job = waiting_job(people.submitter, "approve me")
-    client = client_for(people.reviewer)
+    client = session_client(people.reviewer)
     response = client.post(approve_url(job), {"step": "runspec", "artifact_sha256": SHA, "comment": "looks right"})
     assert response.status_code == 302 and response["Location"] == f"/ui/jobs/{job.job_id}"
     page = client.get(response["Location"]).content.decode()
@@ -44,7 +42,7 @@ def test_approve_records_comment_and_reviewer_then_redirects_with_a_message(peop
 
 def test_reject_records_the_reason_and_ends_the_job(people):
     job = waiting_job(people.submitter, "reject me")
-    client = client_for(people.reviewer)
+    client = session_client(people.reviewer)
     response = client.post(reject_url(job), {"step": "runspec", "reason": "  costs are too low  "}, follow=True)
     assert response.redirect_chain == [(f"/ui/jobs/{job.job_id}", 302)]
     assert "Rejected runspec of job" in response.content.decode()
@@ -66,15 +64,15 @@ def test_reject_records_the_reason_and_ends_the_job(people):
 ])
 def test_invalid_decisions_are_refused_on_the_job_page(people, url, data, status, says):
     job = waiting_job(people.submitter, "invalid")
-    before = events_written()
-    text = refused(client_for(people.reviewer).post(url(job), data), status, says)
+    before = counts()
+    text = refused(session_client(people.reviewer).post(url(job), data), status, says)
     assert f"Job <code>{job.job_id}</code>" in text and 'role="alert"' in text
-    assert events_written() == before
+    assert counts() == before
 
 
 def test_reject_without_reason_keeps_the_form_and_marks_the_field(people):
     job = waiting_job(people.submitter, "no reason")
-    text = refused(client_for(people.reviewer).post(reject_url(job), {"step": "runspec", "reason": ""}), 400,
+    text = refused(session_client(people.reviewer).post(reject_url(job), {"step": "runspec", "reason": ""}), 400,
                    '<span class="field-error">A rejection needs a reason.</span>')
     assert "Reject runspec" in text  # the forms are still there to try again
 
@@ -83,37 +81,36 @@ def test_deciding_a_job_that_is_not_waiting_is_a_conflict(people):
     queued = submitted(people.submitter, "queued")
     decided = waiting_job(people.submitter, "decided")
     services.approve(job_id=decided.job_id, step="runspec", actor=Actor.user(people.reviewer))
-    client = client_for(people.reviewer)
-    before = events_written()
+    client = session_client(people.reviewer)
+    before = counts()
     refused(client.post(approve_url(queued), {"step": "runspec"}), 409, "is not waiting at runspec (queued)")
     refused(client.post(approve_url(decided), {"step": "runspec"}), 409, "is not waiting at runspec")
     refused(client.post(reject_url(decided), {"step": "runspec", "reason": "late"}), 409, "is not waiting")
-    assert events_written() == before
+    assert counts() == before
 
 
 def test_who_may_not_decide_is_refused(people):
     job = waiting_job(people.submitter, "whose")
     people.submitter.groups.add(*people.reviewer.groups.all())  # a reviewer too, still the submitter
-    before = events_written()
-    refused(client_for(people.submitter).post(approve_url(job), {"step": "runspec"}), 403, "four eyes")
-    refused(client_for(people.submitter).post(reject_url(job), {"step": "runspec", "reason": "mine"}), 403, "four eyes")
+    before = counts()
+    refused(session_client(people.submitter).post(approve_url(job), {"step": "runspec"}), 403, "four eyes")
+    refused(session_client(people.submitter).post(reject_url(job), {"step": "runspec", "reason": "mine"}), 403, "four eyes")
     for person in (people.operator, people.nobody):
-        refused(client_for(person).post(approve_url(job), {"step": "runspec"}), 403, "only reviewers decide")
-    anonymous = client_for().post(approve_url(job), {"step": "runspec"})
+        refused(session_client(person).post(approve_url(job), {"step": "runspec"}), 403, "only reviewers decide")
+    anonymous = session_client().post(approve_url(job), {"step": "runspec"})
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/ui/login?next=")
-    assert events_written() == before
+    assert counts() == before
 
 
 def test_wrong_method_unknown_job_and_missing_csrf(people):
     job = waiting_job(people.submitter, "methods")
-    client = client_for(people.reviewer)
-    before = events_written()
+    client = session_client(people.reviewer)
+    before = counts()
     for method in (client.get, client.put, client.delete, client.patch):
         response = method(approve_url(job))
         refused(response, 405, "use the form on the job&#x27;s page")
         assert response["Allow"] == "POST"
     refused(client.post("/ui/jobs/0123456789ab/approve", {"step": "runspec"}), 404, "job 0123456789ab not found")
-    strict = Client(enforce_csrf_checks=True)
-    strict.force_login(people.reviewer)
+    strict = session_client(people.reviewer, enforce_csrf_checks=True)
     assert strict.post(approve_url(job), {"step": "runspec"}).status_code == 403
-    assert events_written() == before
+    assert counts() == before

@@ -1,9 +1,8 @@
 """No N+1: the job lists and a job's page take as many queries for 5 jobs as for 50, for 20 events as for 200."""
 import pytest
 
-from ..api.builders import job_with_events, submitted, waiting_job
 from ..api.test_query_counts import queries_for
-from .builders import client_for
+from ..builders import job_with_events, session_client, submitted, waiting_job
 
 pytestmark = pytest.mark.django_db
 
@@ -11,7 +10,7 @@ LISTS = ("/ui/jobs", "/ui/jobs?status=waiting_approval", "/ui/jobs/waiting-for-m
 
 
 def test_job_lists_take_the_same_queries_for_few_and_many_jobs(people):
-    client = client_for(people.reviewer)
+    client = session_client(people.reviewer)
     for i in range(5):
         waiting_job(people.submitter, f"few-{i}")
     few = {url: queries_for(client, url) for url in LISTS}
@@ -27,7 +26,7 @@ def test_job_lists_take_the_same_queries_for_few_and_many_jobs(people):
 
 
 def test_job_page_takes_the_same_queries_for_few_and_many_events(people):
-    client = client_for(people.reviewer)
+    client = session_client(people.reviewer)
     short = job_with_events(people.submitter, 20, name="short")
     long = job_with_events(people.submitter, 200, name="long")
     detail_short = queries_for(client, f"/ui/jobs/{short.job_id}")

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import selectors, services
-from jobs.events import Actor
+from jobs import selectors
 from jobs.models import JobState
-from jobs.pipelines import EventType as E
 
-from ..api.builders import SNAPSHOT, a_blueprint, submitted, waiting_job
-from ..jobs.factories import append, completed, started, waiting
-from .builders import client_for
+from ..builders import session_client, submitted, waiting_job
 
 pytestmark = pytest.mark.django_db
 
@@ -31,15 +27,8 @@ def relaxed_bundle(settings, tmp_path):
     return "relaxed_v1"
 
 
-def relaxed_waiting_job(by, name: str):
-    job, _ = services.submit_blueprint(blueprint=a_blueprint(name=name), snapshot_id=SNAPSHOT,
-                                       policy_bundle_id="relaxed_v1", actor=Actor.user(by))
-    append(job.job_id, started("compile"), completed(E.RUNSPEC_COMPILED, "compile"), waiting("runspec"))
-    return job
-
-
 def queue_of(user) -> list[str]:
-    html = client_for(user).get("/ui/jobs/waiting-for-me").content.decode()
+    html = session_client(user).get("/ui/jobs/waiting-for-me").content.decode()
     return [state.job_id for state in JobState.objects.order_by("created_at", "job_id") if state.job_id in html]
 
 
@@ -55,7 +44,7 @@ def test_queue_matches_what_each_person_may_decide(people, relaxed_bundle, setti
     people.submitter.groups.add(*people.reviewer.groups.all())
     for by in (people.submitter, people.reviewer):
         waiting_job(by, f"strict by {by.username}")
-        relaxed_waiting_job(by, f"relaxed by {by.username}")
+        waiting_job(by, f"relaxed by {by.username}", policy_bundle_id="relaxed_v1")
         submitted(by, f"queued by {by.username}")
 
     # then each person's queue is exactly what the job pages would let them decide
@@ -73,7 +62,7 @@ def test_lists_page_with_a_cursor(people, monkeypatch, base):
     monkeypatch.setattr("ui.selectors.PAGE_SIZE", 2)
     submitted(people.submitter, "not waiting")
     jobs = [waiting_job(people.submitter, f"paged-{i}").job_id for i in range(5)]
-    client = client_for(people.reviewer)
+    client = session_client(people.reviewer)
     pages, url = [], base
     while url:
         html = client.get(url).content.decode()

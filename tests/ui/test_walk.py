@@ -6,11 +6,13 @@ import pytest
 
 from jobs.models import JobEvent
 
-from ..api.builders import waiting_job
-from .builders import client_for, done_job_with_run, jobs_in_every_status, run_id_of
+from ..builders import done_job_with_run, jobs_in_every_status, run_id_of, session_client, waiting_job
 
 pytestmark = pytest.mark.django_db
 
+# The name of each job in every status: their content ids stay the ones these tests always had.
+NAMES = {"queued": "queued", "running": "running", "waiting_approval": "waiting", "done": "ui run", "error": "error",
+         "rejected": "rejected", "cancelled": "cancelled", "stopped_budget": "budget", "idea_waiting": "ui idea"}
 BAD_IDS = ["../x", "..%2Fx", "0123456789abc", "0123456789a", "0123456789AB", "0123456789aé", "ジョブ", "%00", " "]
 
 
@@ -33,31 +35,31 @@ def walk(client, urls) -> dict[str, int]:
 
 def test_every_page_for_every_status_and_person(people, settings):
     # given a job in every status and a real run
-    jobs = jobs_in_every_status(people)
+    jobs = jobs_in_every_status(people, NAMES, real_run=True, idea_snapshot="ui_tiny")
     run_id = run_id_of(jobs["done"])
-    urls = pages_of(jobs) + run_pages(run_id, client_for(people.reviewer))
+    urls = pages_of(jobs) + run_pages(run_id, session_client(people.reviewer))
     before = JobEvent.objects.count()
 
     # when each person opens every page, then every page answers (the logout page asks to confirm)
     for person in (people.reviewer, people.submitter, people.operator, people.superuser, people.nobody):
-        statuses = walk(client_for(person), urls)
+        statuses = walk(session_client(person), urls)
         expected = {url: 302 if url == "/ui/" or url == "/ui/login" else 200 for url in urls}
         assert statuses == expected, person.username
 
     # anonymous: every read sends to the login page; the login page itself answers
-    statuses = walk(client_for(), urls)
+    statuses = walk(session_client(), urls)
     assert statuses == {url: 200 if url in ("/ui/login", "/ui/logout") else 302 for url in urls}
 
     # with public reads on, anonymous reads work except the personal queue
     settings.EAM_PUBLIC_READ = True
-    statuses = walk(client_for(), urls)
+    statuses = walk(session_client(), urls)
     assert statuses == {url: 302 if url in ("/ui/", "/ui/jobs/waiting-for-me") else 200 for url in urls}
     assert JobEvent.objects.count() == before
 
 
 def test_bad_ids_unknown_segments_and_filters_are_not_found_or_refused(people):
-    jobs = jobs_in_every_status(people)
-    client = client_for(people.reviewer)
+    jobs = jobs_in_every_status(people, NAMES, real_run=True, idea_snapshot="ui_tiny")
+    client = session_client(people.reviewer)
     run_id = run_id_of(jobs["done"])
     before = JobEvent.objects.count()
     for bad in BAD_IDS:
@@ -79,8 +81,8 @@ def test_bad_ids_unknown_segments_and_filters_are_not_found_or_refused(people):
 
 
 def test_artifact_links_of_the_job_page_download_with_the_session(people):
-    job = done_job_with_run(people.submitter, people.reviewer)
-    client = client_for(people.reviewer)
+    job = done_job_with_run(people.submitter)
+    client = session_client(people.reviewer)
     page = client.get(f"/ui/jobs/{job.job_id}").content.decode()
     links = re.findall(rf'href="(/jobs/{job.job_id}/artifacts/[^"]+)"', page)
     assert f"/jobs/{job.job_id}/artifacts/outputs/gate_results.json" in links
@@ -94,7 +96,7 @@ def test_artifact_links_of_the_job_page_download_with_the_session(people):
 def test_gate_results_behind_a_symlink_out_of_the_job_folder_are_not_shown(people, tmp_path, artifact_root, target):
     # given a done job whose gate_results.json was replaced by a link to the same bytes elsewhere (so even
     # the recorded sha256 would match)
-    job = done_job_with_run(people.submitter, people.reviewer)
+    job = done_job_with_run(people.submitter)
     root = str(artifact_root)
     path = os.path.join(root, "jobs", job.job_id, "outputs", "gate_results.json")
     neighbour = os.path.join(root, "jobs", waiting_job(people.submitter, "neighbour").job_id)
@@ -105,7 +107,7 @@ def test_gate_results_behind_a_symlink_out_of_the_job_folder_are_not_shown(peopl
     os.symlink(moved, path)
 
     # then the job page says it cannot read them, and shows none of their content
-    page = client_for(people.reviewer).get(f"/ui/jobs/{job.job_id}")
+    page = session_client(people.reviewer).get(f"/ui/jobs/{job.job_id}")
     assert page.status_code == 200
     text = page.content.decode()
     assert "cannot read outputs/gate_results.json" in text and "resolves outside" in text
@@ -115,6 +117,6 @@ def test_gate_results_behind_a_symlink_out_of_the_job_folder_are_not_shown(peopl
 def test_public_reads_show_no_decision_forms(people, settings):
     settings.EAM_PUBLIC_READ = True
     job = waiting_job(people.submitter, "public")
-    page = client_for().get(f"/ui/jobs/{job.job_id}").content.decode()
+    page = session_client().get(f"/ui/jobs/{job.job_id}").content.decode()
     assert "Review: runspec" in page and "as a reviewer to decide" in page
     assert "<form" not in page.replace('action="/ui/logout"', "")

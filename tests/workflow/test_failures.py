@@ -10,7 +10,8 @@ from research.artifacts import artifact_storage
 from research.snapshots import data_path
 from workflow.orchestrator import WorkerConfig, run_pass
 
-from .conftest import blueprint, events_of, executions, ingest_tiny, submit
+from ..builders import SUBMITTER, TINY_RUN, a_snapshot, submitted
+from .conftest import events_of, executions
 
 OPERATOR = Actor("user", "olga-operator")
 
@@ -24,7 +25,7 @@ def test_unexpected_error_is_retried_up_to_the_limit_then_error(tiny_snapshot, s
     log = tmp_path / "executions.log"
     monkeypatch.setenv("EAM_TEST_EXECUTION_LOG", str(log))
     settings.EAM_STEP_EXECUTORS = {"compile": "tests.workflow.instrumented.crashing"}
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     run_pass(worker(max_attempts=3))
     assert len(executions(log)) == 3
     assert events_of(job.job_id) == [
@@ -44,7 +45,7 @@ def test_unexpected_error_is_retried_up_to_the_limit_then_error(tiny_snapshot, s
 @pytest.mark.django_db
 def test_retry_waits_for_the_backoff(tiny_snapshot, settings):
     settings.EAM_STEP_EXECUTORS = {"compile": "tests.workflow.instrumented.crashing"}
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     config = WorkerConfig(worker_id="w", lease_seconds=600, max_attempts=3, retry_backoff_seconds=3600)
     summary = run_pass(config)
     assert [s.outcome for s in summary.steps] == ["failed_will_retry"]
@@ -55,7 +56,7 @@ def test_retry_waits_for_the_backoff(tiny_snapshot, settings):
 
 @pytest.mark.django_db
 def test_invalid_blueprint_goes_to_error_with_the_compiler_message_without_retry(tiny_snapshot):
-    job = submit(blueprint(symbols=("AAA", "NOPE")))
+    job = submitted(SUBMITTER, symbols=("AAA", "NOPE"), **TINY_RUN)
     run_pass(worker())
     assert events_of(job.job_id) == ["BLUEPRINT_SUBMITTED", "STEP_STARTED", "ERROR"]
     error = JobEvent.objects.get(job_id=job.job_id, event_type="ERROR")
@@ -66,8 +67,8 @@ def test_invalid_blueprint_goes_to_error_with_the_compiler_message_without_retry
 @pytest.mark.django_db
 def test_retry_after_the_lost_snapshot_file_is_restored_completes_the_job(db):
     # given a job on a snapshot whose stored file was lost after ingest
-    snapshot = ingest_tiny("lost_snap")
-    job = submit(snapshot_id="lost_snap")
+    snapshot = a_snapshot("lost_snap")
+    job = submitted(SUBMITTER, family="buy_and_hold", snapshot_id="lost_snap")
     os.remove(artifact_storage().path(data_path("lost_snap")))
     # when a pass runs, then compile fails as expected (no retry) and says why
     run_pass(worker())
@@ -76,7 +77,7 @@ def test_retry_after_the_lost_snapshot_file_is_restored_completes_the_job(db):
     assert "is missing" in state.error["message"]
     assert [e for e in events_of(job.job_id) if e == "STEP_FAILED"] == []
     # when the same data is ingested again (which restores the file) and an operator retries, it completes
-    assert ingest_tiny("lost_snap").snapshot.sha256 == snapshot.snapshot.sha256
+    assert a_snapshot("lost_snap").sha256 == snapshot.sha256
     services.retry(job_id=job.job_id, actor=OPERATOR, reason="snapshot file restored")
     run_pass(worker())
     state.refresh_from_db()
@@ -90,7 +91,7 @@ def test_retry_after_the_lost_snapshot_file_is_restored_completes_the_job(db):
 
 @pytest.mark.django_db
 def test_a_cancelled_job_is_not_run(tiny_snapshot):
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     services.cancel(job_id=job.job_id, actor=OPERATOR, reason="not needed")
     assert run_pass(worker()).steps == []
     assert JobState.objects.get(job_id=job.job_id).status == "cancelled"

@@ -8,7 +8,8 @@ from jobs.models import JobEvent, JobState
 from research.artifacts import read_artifact
 from workflow.orchestrator import WorkerConfig, run_pass
 
-from .conftest import REVIEWER, approve_waiting, blueprint, events_of, ingest_tiny, submit
+from ..builders import REVIEWER, SUBMITTER, TINY_RUN, approve_waiting, submitted
+from .conftest import events_of
 
 BLUEPRINT_EVENTS = [
     "BLUEPRINT_SUBMITTED",
@@ -27,7 +28,7 @@ def worker(name="w-test"):
 @pytest.mark.django_db
 def test_blueprint_reaches_checkpoint_waits_then_done_after_approval(tiny_snapshot):
     # given a submitted blueprint
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     # when one pass runs, then it waits at the runspec checkpoint
     first = run_pass(worker())
     assert [s.step for s in first.steps] == ["compile"]
@@ -49,7 +50,7 @@ def test_blueprint_reaches_checkpoint_waits_then_done_after_approval(tiny_snapsh
 
 @pytest.mark.django_db
 def test_every_recorded_artifact_matches_its_file(tiny_snapshot):
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     run_pass(worker())
     approve_waiting([job.job_id])
     run_pass(worker())
@@ -75,7 +76,7 @@ def test_every_recorded_artifact_matches_its_file(tiny_snapshot):
 
 @pytest.mark.django_db
 def test_max_steps_stops_the_pass_and_the_next_pass_goes_on(tiny_snapshot):
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     run_pass(worker())
     approve_waiting([job.job_id])
     assert [s.step for s in run_pass(worker(), max_steps=1).steps] == ["run"]
@@ -86,7 +87,7 @@ def test_max_steps_stops_the_pass_and_the_next_pass_goes_on(tiny_snapshot):
 
 @pytest.mark.django_db
 def test_job_filter_runs_only_the_named_jobs(tiny_snapshot):
-    one, two = submit(blueprint(name="one")), submit(blueprint(name="two"))
+    one, two = submitted(SUBMITTER, "one", **TINY_RUN), submitted(SUBMITTER, "two", **TINY_RUN)
     summary = run_pass(worker(), job_ids=[two.job_id])
     assert {s.job_id for s in summary.steps} == {two.job_id}
     assert JobState.objects.get(job_id=one.job_id).status == "queued"
@@ -94,7 +95,7 @@ def test_job_filter_runs_only_the_named_jobs(tiny_snapshot):
 
 @pytest.mark.django_db
 def test_run_jobs_command_prints_a_line_per_step_and_a_summary(tiny_snapshot, capsys):
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     call_command("run_jobs", "--once", "--worker-id", "cmd-worker")
     out = capsys.readouterr().out
     assert f"{job.job_id}  compile" in out
@@ -106,14 +107,14 @@ def test_run_jobs_command_prints_a_line_per_step_and_a_summary(tiny_snapshot, ca
 
 @pytest.mark.django_db
 def test_jobs_are_advanced_in_submission_order(tiny_snapshot):
-    jobs = [submit(blueprint(name=f"order {i}")) for i in range(4)]
+    jobs = [submitted(SUBMITTER, f"order {i}", **TINY_RUN) for i in range(4)]
     summary = run_pass(worker())
     assert [s.job_id for s in summary.steps] == [j.job_id for j in jobs]
 
 
 @pytest.mark.django_db
 def test_two_jobs_with_the_same_runspec_share_one_run(tiny_snapshot):
-    a, b = submit(blueprint(name="first name")), submit(blueprint(name="second name"))
+    a, b = submitted(SUBMITTER, "first name", **TINY_RUN), submitted(SUBMITTER, "second name", **TINY_RUN)
     assert a.job_id != b.job_id
     run_pass(worker())
     approve_waiting([a.job_id, b.job_id])

@@ -8,9 +8,8 @@ import pytest
 
 from jobs.models import JobEvent, JobState
 
-from .conftest import (
-    REPO_ROOT, approve_waiting, blueprint, events_of, executions, ingest_tiny, run_jobs, start_run_jobs, submit,
-)
+from ..builders import SUBMITTER, TINY_RUN, TINY_SNAPSHOT, a_blueprint, a_snapshot, approve_waiting, submitted
+from .conftest import REPO_ROOT, events_of, executions, run_jobs, start_run_jobs
 
 STEPS = ("compile", "run", "gates", "registry")
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -30,7 +29,7 @@ def many_blueprints(count):
     for i in range(count):
         k = i // 2
         params = {"fast": 2 + k % 20, "slow": 25 + k // 20}
-        out.append(blueprint("sma_crossover", params, name=f"job {i}"))
+        out.append(a_blueprint("sma_crossover", params, name=f"job {i}"))
     return out
 
 
@@ -56,8 +55,8 @@ def assert_each_step_once(log_path, job_ids, steps):
 
 
 def test_four_workers_over_200_jobs_run_every_step_exactly_once(process_env, tmp_path):
-    ingest_tiny()
-    jobs = [submit(bp) for bp in many_blueprints(200)]
+    a_snapshot(TINY_SNAPSHOT)
+    jobs = [submitted(SUBMITTER, blueprint=bp, snapshot_id=TINY_SNAPSHOT) for bp in many_blueprints(200)]
     job_ids = [j.job_id for j in jobs]
     log = tmp_path / "executions.log"
     env = recording_env(process_env, log)
@@ -88,8 +87,8 @@ def run_jobs_verify(env):
 
 
 def test_two_overlapping_once_passes_do_not_duplicate_steps(process_env, tmp_path):
-    ingest_tiny()
-    jobs = [submit(bp) for bp in many_blueprints(30)]
+    a_snapshot(TINY_SNAPSHOT)
+    jobs = [submitted(SUBMITTER, blueprint=bp, snapshot_id=TINY_SNAPSHOT) for bp in many_blueprints(30)]
     job_ids = [j.job_id for j in jobs]
     log = tmp_path / "executions.log"
     env = recording_env(process_env, log)
@@ -104,8 +103,8 @@ def test_two_overlapping_once_passes_do_not_duplicate_steps(process_env, tmp_pat
 
 
 def test_worker_killed_mid_step_is_recovered_after_its_lease(process_env, tmp_path):
-    ingest_tiny()
-    job = submit()
+    a_snapshot(TINY_SNAPSHOT)
+    job = submitted(SUBMITTER, **TINY_RUN)
     assert run_jobs(process_env, "--once").returncode == 0
     approve_waiting([job.job_id])
     log = tmp_path / "executions.log"
@@ -138,8 +137,8 @@ def test_worker_killed_mid_step_is_recovered_after_its_lease(process_env, tmp_pa
 
 def test_a_step_longer_than_its_lease_keeps_it_while_its_worker_lives(process_env, tmp_path):
     # given an approved job whose run step takes 4 s, run by a worker with a 1 s lease
-    ingest_tiny()
-    job = submit()
+    a_snapshot(TINY_SNAPSHOT)
+    job = submitted(SUBMITTER, **TINY_RUN)
     assert run_jobs(process_env, "--once").returncode == 0
     approve_waiting([job.job_id])
     log = tmp_path / "executions.log"
@@ -167,13 +166,13 @@ def test_a_step_longer_than_its_lease_keeps_it_while_its_worker_lives(process_en
 
 def test_a_loop_worker_picks_up_new_work_and_stops_on_sigterm(process_env, request):
     # given a worker in loop mode on an empty database
-    ingest_tiny()
+    a_snapshot(TINY_SNAPSHOT)
     worker = start_run_jobs(process_env, "--interval", "0.05", "--worker-id", "looper")
     request.addfinalizer(lambda: stop(worker))
     time.sleep(1.5)
     assert worker.poll() is None, worker.stderr.read()
     # when a job is submitted, then it reaches the checkpoint; after approval it finishes, with no new process
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "waiting_approval")
     approve_waiting([job.job_id])
     wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "done")
@@ -206,14 +205,14 @@ def test_on_postgresql_an_idle_worker_wakes_on_a_submit_not_at_its_interval(proc
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll every --interval")
     # given a loop worker that would otherwise sleep 60 s between polls, idle past its first poll
-    ingest_tiny()
+    a_snapshot(TINY_SNAPSHOT)
     worker = start_run_jobs(process_env, "--interval", "60", "--worker-id", "listener")
     request.addfinalizer(lambda: stop(worker))
     time.sleep(2.5)
     assert worker.poll() is None, worker.stderr.read()
     # when a job is submitted, then it is compiled within seconds, not after a minute
     submitted = time.monotonic()
-    job = submit()
+    job = submitted(SUBMITTER, **TINY_RUN)
     wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "waiting_approval", timeout=20)
     assert time.monotonic() - submitted < 20
     # and an approval wakes it too; SIGTERM while idle stops it at once

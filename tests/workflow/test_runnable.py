@@ -7,7 +7,7 @@ from jobs.events import now
 from jobs.models import JobState
 from workflow import claims
 
-from .conftest import approve_waiting, ingest_tiny, submit
+from ..builders import SUBMITTER, TINY_RUN, TINY_SNAPSHOT, a_snapshot, approve_waiting, submitted
 from .test_pipeline import worker
 
 pytestmark = pytest.mark.django_db
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def job():
-    ingest_tiny()
-    return submit()
+    a_snapshot(TINY_SNAPSHOT)
+    return submitted(SUBMITTER, **TINY_RUN)
 
 
 def test_a_queued_job_is_runnable(job):

@@ -1,0 +1,18 @@
+"""Every builder of the tests, in one place: import them from here. The modules sort them by concept: documents
+(blueprints, ideas, job specs), snapshots, people and their clients, events, jobs in each state, and what was
+written."""
+from .clients import ADMIN, assert_error, client_for, job_page, post_json, session_client, texts  # noqa: F401
+from .documents import (  # noqa: F401
+    BARE, FAMILIES, PIPELINE, RESEARCH, SMALL_SYMBOLS, TINY_SYMBOLS, a_blueprint, a_job_spec, an_idea,
+)
+from .events import (  # noqa: F401
+    SHA_A, SHA_B, WORKER, append, compiled, completed, failed, gated, rerun, started, waiting,
+)
+from .jobs import (  # noqa: F401
+    TINY_RUN, approve_waiting, cancelled_job, done_job, done_job_with_run, error_job, idea_waiting, job_with_events,
+    jobs_in_every_status, new_blueprint_job, ran_job, rejected_job, run_id_of, running_job, stopped_job, submitted,
+    to_done, to_error, to_runspec_review, waiting_job,
+)
+from .people import REVIEWER, SUBMITTER, People, a_user, make_people  # noqa: F401
+from .snapshots import FOUR_YEARS, MONTH, SNAPSHOT, TINY_SNAPSHOT, a_snapshot, small_csv  # noqa: F401
+from .store import counts, store_snapshot, stored_files, table_rows  # noqa: F401
