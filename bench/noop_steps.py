@@ -3,7 +3,7 @@
 Each returns at once with an empty result, so what is measured is claims, leases, events, hash chain,
 fencing and the approval: the work any workflow engine does, without the research kernel.
 """
-from workflow.executors import StepContext, StepOutcome
+from workflow.orchestrator import StepContext, StepOutcome
 
 
 def execute(context: StepContext) -> StepOutcome:

@@ -42,3 +42,10 @@ class InvalidInput(DomainError):
 class BudgetExhausted(DomainError):
     status = 409
     code = "budget_exhausted"
+
+
+class NotImplementedYet(DomainError):
+    """A request for something EAM names but does not do yet; nothing is written."""
+
+    status = 501
+    code = "not_implemented"

@@ -14,7 +14,7 @@ from research.snapshots import get_snapshot
 
 from .events import Actor
 from . import events
-from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, NotImplementedYet
 from .events import NewEvent, append_event, now, state_from_row
 from .ids import check_job_id, check_name_id
 from .models import JobEvent, JobSpec, JobState
@@ -63,6 +63,11 @@ def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) 
     Sharpe ratio): only spawning sets it (`lineage_allowed`), never a client.
     """
     kind = _validate_spec(spec)
+    if kind == Kind.IDEA:
+        raise NotImplementedYet(
+            "idea jobs are not available yet: the agents that turn an idea into a blueprint are not built. "
+            "Submit a blueprint instead (POST /jobs/blueprint).", code="not_implemented",
+        )
     if (spec.get("extensions") or {}).get("lineage") is not None and not lineage_allowed:
         raise InvalidInput(
             "extensions.lineage is set by spawning a child job, not by a client", code="lineage_reserved",

@@ -4,16 +4,13 @@ named function exists, and tracing the real flow crosses exactly the files drawn
 import importlib
 import re
 import sys
-from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
-from jobs import services
-from jobs.events import Actor
 from jobs.models import JobEvent
+from workflow.orchestrator import WorkerConfig, run_pass
 
+from .builders import MONTH, SNAPSHOT, a_snapshot, client_for, submitted, waiting_job
 from .conftest import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "architecture.md"
@@ -67,13 +64,10 @@ def test_each_flow_crosses_at_most_six_files(flow):
 
 
 @pytest.mark.django_db
-def test_an_approval_crosses_the_files_drawn(make_user, django_user_model):
-    from .builders import waiting_job  # noqa: the one builder module
-
-    reviewer = make_user("rita", "reviewers")
-    job = waiting_job(make_user("sam", "submitters"), "flow")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reviewer).key}")
+def test_an_approval_crosses_the_files_drawn(people):
+    a_snapshot(SNAPSHOT, span=MONTH)
+    job = waiting_job(people.submitter, "flow")
+    client = client_for(people.reviewer)
     client.get("/jobs")  # the first request of a process loads the URL conf and the views
 
     def approve():
@@ -83,18 +77,17 @@ def test_an_approval_crosses_the_files_drawn(make_user, django_user_model):
     crossed = project_files_crossed(approve)
     assert JobEvent.objects.filter(job_id=job.job_id, event_type="APPROVED").count() == 1
     after_insert = {"jobs/selectors.py"}  # the answer shows the inserted event: after the flow drawn
+    print("CROSSED", crossed)
     assert [f for f in crossed if f not in after_insert] == list(drawn("approve"))
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_worker_step_crosses_the_files_drawn(settings, make_user):
-    from workflow.orchestrator import WorkerConfig, run_pass
-
-    from .builders import submitted  # noqa: the one builder module
-
+@pytest.mark.django_db
+def test_a_worker_step_crosses_the_files_drawn(settings, people):
     settings.EAM_STEP_EXECUTORS = {"compile": "tests.workflow.instrumented.noop"}  # the engine alone
-    job = submitted(make_user("sam", "submitters"), "flow step")
+    a_snapshot(SNAPSHOT, span=MONTH)
+    job = submitted(people.submitter, "flow step")
     config = WorkerConfig("flow-worker", 300, 3, 5.0)
     crossed = project_files_crossed(lambda: run_pass(config, job_ids=[job.job_id], max_steps=1))
     assert JobEvent.objects.filter(job_id=job.job_id, event_type="RUNSPEC_COMPILED").count() == 1
+    print("CROSSED", crossed)
     assert crossed == list(drawn("worker step"))

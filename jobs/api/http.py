@@ -7,6 +7,7 @@ content negotiation that never refuses to answer, who may call what, and validat
   where such a body ends (`wsgi.input_terminated` unset) gets 411.
 - The parser accepts only what the event store can hash and every database can store: no NaN or infinite
   numbers, no duplicate keys, no NUL or lone surrogate characters, at most MAX_DEPTH levels of nesting.
+- Query parameters and bodies are read by small strict serializers declared here, one per shape.
 - Reads need a signed-in user (or EAM_PUBLIC_READ), writes a model permission: a view names the permission
   each of its actions requires in `required_permissions` (action -> perm); actions not named there are
   reads. Anonymous callers get 401, signed-in callers without the permission 403 `permission_denied`.
@@ -14,6 +15,7 @@ content negotiation that never refuses to answer, who may call what, and validat
 import io
 import json
 import math
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
@@ -22,9 +24,12 @@ from django.utils.http import parse_etags
 from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
+from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
 from jobs.errors import InvalidInput
+from jobs.ids import JOB_ID_RE, NAME_ID_RE
+from jobs.pipelines import CHECKPOINT_NAMES, Kind, Status
 
 from .exceptions import error_body, pointer_errors
 
@@ -194,7 +199,105 @@ class JobPermission(BasePermission):
         return False
 
 
-# -- query and body ----------------------------------------------------------------------------------------------
+# -- query and body: small strict input serializers, no logic ---------------------------------------------------
+# Inputs reject unknown fields and values of the wrong type (DRF would turn 5 into "5").
+
+SHA256_RE = r"^[0-9a-f]{64}$"
+STATUS_CHOICES = [status.value for status in Status]
+KIND_CHOICES = [kind.value for kind in Kind]
+ACTOR_KINDS = ["user", "worker", "system"]
+HEALTH_STATUSES = ["ok", "unavailable"]
+CHECKPOINTS = sorted(CHECKPOINT_NAMES)
+TEXT_LIMIT = 4000  # what the event contract allows for a comment or a reason
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(serializers.RegexField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictInput(serializers.Serializer):
+    """Refuses members it does not declare, so a misspelt field is an error rather than ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+# -- bodies ------------------------------------------------------------------------------------------------
+
+class ApproveInput(StrictInput):
+    comment = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT, trim_whitespace=False)
+    artifact_sha256 = StrictRegexField(SHA256_RE, required=False, allow_null=True)
+
+
+class RejectInput(StrictInput):
+    reason = StrictCharField(max_length=TEXT_LIMIT)
+
+
+class OperatorInput(StrictInput):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT)
+
+
+# -- query parameters (all optional unless said; unknown ones are refused) -----------------------------------
+
+class SubmitQuery(StrictInput):
+    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="default: EAM_DEFAULT_SNAPSHOT_ID")
+    policy_bundle_id = StrictRegexField(NAME_ID_RE.pattern, required=False,
+                                        help_text="default: EAM_DEFAULT_POLICY_BUNDLE_ID")
+
+
+class NoQuery(StrictInput):
+    pass
+
+
+class StepQuery(StrictInput):
+    step = serializers.ChoiceField(choices=CHECKPOINTS, help_text="the checkpoint the job waits at")
+
+
+class PageQuery(StrictInput):
+    cursor = StrictCharField(required=False, max_length=500, help_text="next_cursor of the previous page")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+
+
+class JobListQuery(PageQuery):
+    status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False)
+    kind = serializers.ChoiceField(choices=KIND_CHOICES, required=False)
+    waiting_step = serializers.ChoiceField(choices=CHECKPOINTS, required=False)
+    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False)
+
+
+class EventsQuery(StrictInput):
+    after_seq = serializers.IntegerField(required=False, min_value=0, default=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=500)
+
+
+class RegistryQuery(PageQuery):
+    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    run_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
+    family = StrictRegexField(NAME_ID_RE.pattern, required=False)
+
+
+class RunQuery(StrictInput):
+    segment = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="one segment: its metrics, curve, trades")
+    part = serializers.ChoiceField(choices=["all", "metrics", "curve", "trades"], required=False, default="all",
+                                   help_text="with segment: only this part (a holdout has metrics only)")
+
+
 
 # A query parameter whose errors have a code of their own; any other is `invalid_query`.
 QUERY_CODES = {"/step": "invalid_step"}

@@ -9,6 +9,7 @@ from jobs import selectors
 from jobs.errors import InvalidInput
 
 from . import serializers as s
+from . import http
 from .http import JobPermission, read_query
 from .schema import READS, RUN_ID, error_responses
 
@@ -22,14 +23,14 @@ class RunApi(APIView):
     permission_classes = [JobPermission]
 
     @extend_schema(
-        operation_id="runs_read", tags=["research"], parameters=[RUN_ID, s.RunQuery],
+        operation_id="runs_read", tags=["research"], parameters=[RUN_ID, http.RunQuery],
         summary="A run's metrics by segment; with ?segment= one segment's metrics, curve and trades "
                 "(a holdout segment: metrics only, its curve or trades are 404 holdout_hidden)",
         responses={200: OpenApiResponse(RUN_OR_SEGMENT, description="the run, or one segment with ?segment="),
                    **error_responses(*READS)},
     )
     def get(self, request, run_id):
-        query = read_query(request, s.RunQuery)
+        query = read_query(request, http.RunQuery)
         segment = query.get("segment")
         if segment is None:
             if query["part"] != "all":
@@ -44,10 +45,10 @@ class RegistryApi(APIView):
 
     @extend_schema(
         operation_id="registry_list", summary="Trials recorded in the registry, oldest first", tags=["research"],
-        parameters=[s.RegistryQuery], responses={200: s.RegistryPage, **error_responses(*READS)},
+        parameters=[http.RegistryQuery], responses={200: s.RegistryPage, **error_responses(*READS)},
     )
     def get(self, request):
-        query = read_query(request, s.RegistryQuery)
+        query = read_query(request, http.RegistryQuery)
         page = selectors.list_registry(**query)
         return Response({"results": page.results, "next_cursor": page.next_cursor})
 
@@ -60,7 +61,7 @@ class SnapshotListApi(APIView):
         responses={200: s.SnapshotList, **error_responses(*READS)},
     )
     def get(self, request):
-        read_query(request, s.NoQuery)
+        read_query(request, http.NoQuery)
         return Response({"results": selectors.list_snapshots()})
 
 
@@ -72,7 +73,7 @@ class PolicyListApi(APIView):
         responses={200: s.PolicyList, **error_responses(*READS)},
     )
     def get(self, request):
-        read_query(request, s.NoQuery)
+        read_query(request, http.NoQuery)
         return Response({"results": selectors.list_policies()})
 
 

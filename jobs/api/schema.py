@@ -21,6 +21,7 @@ ERROR_MEANINGS = {
     409: "conflict with the job's state (`not_waiting`, `stale_review`, `not_in_error`, `job_ended`, ...)",
     413: "request body larger than EAM_MAX_BODY_BYTES",
     415: "request body is not application/json",
+    501: "not available yet (`not_implemented`: idea jobs, until their agents exist)",
 }
 READS = (400, 401, 403, 404, 413)
 WRITES = (400, 401, 403, 404, 409, 413, 415)

@@ -1,109 +1,11 @@
-"""Input serializers (small, strict, no logic) and the shapes of responses, for validation and the schema.
-
-Inputs reject unknown fields and values of the wrong type (DRF would turn 5 into "5"). Response
-serializers describe what the selectors return; the schema test checks that they agree.
-"""
-from collections.abc import Mapping
-
+"""The shapes of responses, for the OpenAPI schema: they describe what the selectors return, and the schema
+test checks that they agree. (The inputs are read by jobs/api/http.py.)"""
 from rest_framework import serializers
 
 from jobs.ids import JOB_ID_RE, NAME_ID_RE
 from jobs.pipelines import CHECKPOINT_NAMES, Kind, Status
 
-SHA256_RE = r"^[0-9a-f]{64}$"
-STATUS_CHOICES = [status.value for status in Status]
-KIND_CHOICES = [kind.value for kind in Kind]
-ACTOR_KINDS = ["user", "worker", "system"]
-HEALTH_STATUSES = ["ok", "unavailable"]
-CHECKPOINTS = sorted(CHECKPOINT_NAMES)
-TEXT_LIMIT = 4000  # what the event contract allows for a comment or a reason
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictRegexField(serializers.RegexField):
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictInput(serializers.Serializer):
-    """Refuses members it does not declare, so a misspelt field is an error rather than ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
-
-
-# -- bodies ------------------------------------------------------------------------------------------------
-
-class ApproveInput(StrictInput):
-    comment = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT, trim_whitespace=False)
-    artifact_sha256 = StrictRegexField(SHA256_RE, required=False, allow_null=True)
-
-
-class RejectInput(StrictInput):
-    reason = StrictCharField(max_length=TEXT_LIMIT)
-
-
-class OperatorInput(StrictInput):
-    reason = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT)
-
-
-# -- query parameters (all optional unless said; unknown ones are refused) -----------------------------------
-
-class SubmitQuery(StrictInput):
-    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="default: EAM_DEFAULT_SNAPSHOT_ID")
-    policy_bundle_id = StrictRegexField(NAME_ID_RE.pattern, required=False,
-                                        help_text="default: EAM_DEFAULT_POLICY_BUNDLE_ID")
-
-
-class NoQuery(StrictInput):
-    pass
-
-
-class StepQuery(StrictInput):
-    step = serializers.ChoiceField(choices=CHECKPOINTS, help_text="the checkpoint the job waits at")
-
-
-class PageQuery(StrictInput):
-    cursor = StrictCharField(required=False, max_length=500, help_text="next_cursor of the previous page")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
-
-
-class JobListQuery(PageQuery):
-    status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False)
-    kind = serializers.ChoiceField(choices=KIND_CHOICES, required=False)
-    waiting_step = serializers.ChoiceField(choices=CHECKPOINTS, required=False)
-    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False)
-
-
-class EventsQuery(StrictInput):
-    after_seq = serializers.IntegerField(required=False, min_value=0, default=0)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=500)
-
-
-class RegistryQuery(PageQuery):
-    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    run_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    family = StrictRegexField(NAME_ID_RE.pattern, required=False)
-
-
-class RunQuery(StrictInput):
-    segment = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="one segment: its metrics, curve, trades")
-    part = serializers.ChoiceField(choices=["all", "metrics", "curve", "trades"], required=False, default="all",
-                                   help_text="with segment: only this part (a holdout has metrics only)")
+from .http import ACTOR_KINDS, CHECKPOINTS, HEALTH_STATUSES, KIND_CHOICES, SHA256_RE, STATUS_CHOICES  # noqa: F401
 
 
 # -- responses -----------------------------------------------------------------------------------------------

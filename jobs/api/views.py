@@ -4,7 +4,7 @@ selector and shaping the answer. Errors are raised, never returned: `exceptions.
 from django.http import HttpResponse, HttpResponseNotModified
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
-from rest_framework import status as http
+from rest_framework import status
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from jobs.ids import check_job_id
 from jobs.roles import APPROVE, OPERATE, SUBMIT
 
 from . import serializers as s
+from . import http
 from .http import not_modified, read_body, read_query
 from .schema import IF_NONE_MATCH, JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
 
@@ -30,7 +31,7 @@ def _tagged(response: HttpResponse, etag: str) -> HttpResponse:
 def _submitted(job, created: bool) -> Response:
     return Response(
         {**selectors.job_summary(job.job_id), "created": created},
-        status=http.HTTP_201_CREATED if created else http.HTTP_200_OK,
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         headers={"Location": reverse("job-detail", kwargs={"job_id": job.job_id})},
     )
 
@@ -63,40 +64,42 @@ class JobViewSet(viewsets.ViewSet):
         request={"application/json": contract_schema("job_spec_v1")}, responses=SUBMITTED,
     )
     def create(self, request):
-        read_query(request, s.NoQuery)
+        read_query(request, http.NoQuery)
         job, created = services.submit_job_spec(spec=request.data, actor=Actor.user(request.user))
         return _submitted(job, created)
 
     @extend_schema(
         operation_id="jobs_submit_blueprint", summary="Submit a blueprint", tags=["submit"],
-        parameters=[s.SubmitQuery], request={"application/json": contract_schema("blueprint_v1")},
+        parameters=[http.SubmitQuery], request={"application/json": contract_schema("blueprint_v1")},
         responses=SUBMITTED,
     )
     @action(detail=False, methods=["post"])
     def blueprint(self, request):
-        query = read_query(request, s.SubmitQuery)
+        query = read_query(request, http.SubmitQuery)
         job, created = services.submit_blueprint(blueprint=request.data, actor=Actor.user(request.user), **query)
         return _submitted(job, created)
 
     @extend_schema(
         operation_id="jobs_submit_idea", summary="Submit an idea", tags=["submit"],
-        parameters=[s.SubmitQuery], request={"application/json": contract_schema("idea_spec_v1")},
-        responses=SUBMITTED,
+        parameters=[http.SubmitQuery], request={"application/json": contract_schema("idea_spec_v1")},
+        responses={**error_responses(*WRITES, 501)},
+        description="Not available yet: a valid idea is answered 501 `not_implemented` and nothing is written "
+                    "(an invalid one still 400, with its errors).",
     )
     @action(detail=False, methods=["post"])
     def idea(self, request):
-        query = read_query(request, s.SubmitQuery)
+        query = read_query(request, http.SubmitQuery)
         job, created = services.submit_idea(idea=request.data, actor=Actor.user(request.user), **query)
         return _submitted(job, created)
 
     # -- read ----------------------------------------------------------------------------------------------
 
     @extend_schema(
-        operation_id="jobs_list", summary="List jobs, oldest first", tags=["read"], parameters=[s.JobListQuery],
+        operation_id="jobs_list", summary="List jobs, oldest first", tags=["read"], parameters=[http.JobListQuery],
         responses={200: s.JobPage, **error_responses(*READS)},
     )
     def list(self, request):
-        query = read_query(request, s.JobListQuery)
+        query = read_query(request, http.JobListQuery)
         cursor, limit = query.pop("cursor", None), query.pop("limit")
         page = selectors.list_jobs(filters=selectors.JobFilters(**query), cursor=cursor, limit=limit)
         return Response({"results": page.results, "next_cursor": page.next_cursor})
@@ -109,7 +112,7 @@ class JobViewSet(viewsets.ViewSet):
     )
     def retrieve(self, request, job_id=None):
         check_job_id(job_id)
-        read_query(request, s.NoQuery)
+        read_query(request, http.NoQuery)
         head = selectors.job_head(job_id=job_id, user=request.user)
         etag = f'"{head.version}"'
         if not_modified(request, etag):
@@ -118,12 +121,12 @@ class JobViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="jobs_events", summary="A job's events after a seq", tags=["read"],
-        parameters=[JOB_ID, s.EventsQuery], responses={200: s.EventPage, **error_responses(*READS)},
+        parameters=[JOB_ID, http.EventsQuery], responses={200: s.EventPage, **error_responses(*READS)},
     )
     @action(detail=True, methods=["get"])
     def events(self, request, job_id=None):
         check_job_id(job_id)
-        query = read_query(request, s.EventsQuery)
+        query = read_query(request, http.EventsQuery)
         return Response(selectors.job_events(job_id=job_id, **query))
 
     @extend_schema(
@@ -133,7 +136,7 @@ class JobViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def artifacts(self, request, job_id=None):
         check_job_id(job_id)
-        read_query(request, s.NoQuery)
+        read_query(request, http.NoQuery)
         return Response(selectors.job_artifacts(job_id=job_id))
 
     @extend_schema(
@@ -147,7 +150,7 @@ class JobViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"], url_path=r"artifacts/(?P<path>.+)", url_name="artifact")
     def artifact(self, request, job_id=None, path=None):
         check_job_id(job_id)
-        read_query(request, s.NoQuery)
+        read_query(request, http.NoQuery)
         found = selectors.job_artifact(job_id=job_id, path=path)
         response = HttpResponse(found.data, content_type=found.content_type)
         response["Content-Disposition"] = f'inline; filename="{path.rsplit("/", 1)[-1]}"'
@@ -158,44 +161,44 @@ class JobViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="jobs_approve", summary="Approve the checkpoint the job waits at", tags=["review"],
-        parameters=[JOB_ID, s.StepQuery], request=s.ApproveInput, responses=EVENT_WRITTEN,
+        parameters=[JOB_ID, http.StepQuery], request=http.ApproveInput, responses=EVENT_WRITTEN,
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, job_id=None):
         check_job_id(job_id)
-        step = read_query(request, s.StepQuery)["step"]
-        body = read_body(request, s.ApproveInput)
+        step = read_query(request, http.StepQuery)["step"]
+        body = read_body(request, http.ApproveInput)
         return _event(services.approve(job_id=job_id, step=step, actor=Actor.user(request.user), **body))
 
     @extend_schema(
         operation_id="jobs_reject", summary="Reject the checkpoint the job waits at (the job ends)",
-        tags=["review"], parameters=[JOB_ID, s.StepQuery], request=s.RejectInput, responses=EVENT_WRITTEN,
+        tags=["review"], parameters=[JOB_ID, http.StepQuery], request=http.RejectInput, responses=EVENT_WRITTEN,
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, job_id=None):
         check_job_id(job_id)
-        step = read_query(request, s.StepQuery)["step"]
-        body = read_body(request, s.RejectInput)
+        step = read_query(request, http.StepQuery)["step"]
+        body = read_body(request, http.RejectInput)
         return _event(services.reject(job_id=job_id, step=step, actor=Actor.user(request.user), **body))
 
     @extend_schema(
         operation_id="jobs_retry", summary="Make a job in error runnable again", tags=["operate"],
-        parameters=[JOB_ID], request=s.OperatorInput, responses=EVENT_WRITTEN,
+        parameters=[JOB_ID], request=http.OperatorInput, responses=EVENT_WRITTEN,
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, job_id=None):
         check_job_id(job_id)
-        read_query(request, s.NoQuery)
-        body = read_body(request, s.OperatorInput)
+        read_query(request, http.NoQuery)
+        body = read_body(request, http.OperatorInput)
         return _event(services.retry(job_id=job_id, actor=Actor.user(request.user), **body))
 
     @extend_schema(
         operation_id="jobs_cancel", summary="Cancel a job that has not ended", tags=["operate"],
-        parameters=[JOB_ID], request=s.OperatorInput, responses=EVENT_WRITTEN,
+        parameters=[JOB_ID], request=http.OperatorInput, responses=EVENT_WRITTEN,
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, job_id=None):
         check_job_id(job_id)
-        read_query(request, s.NoQuery)
-        body = read_body(request, s.OperatorInput)
+        read_query(request, http.NoQuery)
+        body = read_body(request, http.OperatorInput)
         return _event(services.cancel(job_id=job_id, actor=Actor.user(request.user), **body))

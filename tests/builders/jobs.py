@@ -1,11 +1,10 @@
 """Jobs in each state, built through the services and the one append path as the engine would leave them."""
 from contracts import canonical_json, content_id, sha256_hex
-from jobs import services
-from jobs.events import Actor
-from jobs.events import NewEvent, create_job, now
+from jobs import events, services
+from jobs.events import Actor, NewEvent, create_job, now
 from jobs.models import JobEvent, JobSpec, JobState
 from jobs.pipelines import EventType as E
-from jobs.pipelines import Status
+from jobs.pipelines import Kind, Status
 from research.artifacts import write_json_artifact
 from research.compiler import compile_blueprint
 from research.dossier import run_dossier
@@ -121,9 +120,18 @@ def stopped_job(by, name: str = "stopped") -> JobSpec:
 
 
 def idea_waiting(by, name: str = "idea", *, snapshot_id: str = SNAPSHOT) -> JobSpec:
-    """An idea job whose blueprint was proposed and waits at the blueprint checkpoint."""
-    job, _ = services.submit_idea(idea=an_idea(name, symbols=TINY_SYMBOLS), snapshot_id=snapshot_id,
-                                  actor=as_actor(by))
+    """An idea job whose blueprint was proposed and waits at the blueprint checkpoint. Submitting an idea is
+    refused (501) until its agents exist, so the job is stored through the append path itself."""
+    actor = as_actor(by)
+    idea = an_idea(name, symbols=TINY_SYMBOLS)
+    spec = {"schema_version": "job_spec_v1", "kind": "idea", "snapshot_id": snapshot_id,
+            "policy_bundle_id": "default_v1", "idea": idea}
+    job_id = content_id(spec)
+    job = JobSpec(job_id=job_id, kind="idea", spec=spec, spec_sha256=sha256_hex(canonical_json(spec)),
+                  snapshot_id=snapshot_id, policy_bundle_id="default_v1", root_job_id=job_id, created_at=now(),
+                  submitted_by=actor.id)
+    create_job(spec=job, submit_event=events.submitted(Kind.IDEA, actor=actor,
+                                                               inputs_sha256=sha256_hex(canonical_json(idea))))
     append(job.job_id, started("intent"), completed(E.BLUEPRINT_PROPOSED, "intent"), waiting("blueprint"))
     return job
 

@@ -9,7 +9,7 @@ import pytest
 from contracts import canonical_json, content_id, sha256_hex
 from jobs import services
 from jobs.events import Actor
-from jobs.errors import Conflict, Forbidden, InvalidInput, NotFound
+from jobs.errors import Conflict, Forbidden, InvalidInput, NotFound, NotImplementedYet
 from jobs.models import JobEvent, JobSpec, JobState
 
 from ..builders import (
@@ -217,15 +217,16 @@ def test_an_invalid_policy_bundle_id_is_refused():
         submit(policy_bundle_id="../default_v1")
 
 
-def test_submit_idea_creates_an_idea_job():
-    job, created = services.submit_idea(idea=an_idea(), actor=ALICE, snapshot_id="demo_snapshot")
-
-    assert created and job.kind == "idea"
-    assert job.spec["idea"] == an_idea()
-    (first,) = events_of(job.job_id)
-    assert first.event_type == "IDEA_SUBMITTED"
-    assert first.payload["inputs_sha256"] == sha256_hex(canonical_json(an_idea()))
-    assert (state(job.job_id).status, state(job.job_id).next_step) == ("queued", "intent")
+def test_submitting_an_idea_is_not_implemented_yet_and_writes_nothing():
+    before = (JobSpec.objects.count(), JobEvent.objects.count(), JobState.objects.count())
+    with pytest.raises(NotImplementedYet) as caught:
+        services.submit_idea(idea=an_idea(), actor=ALICE, snapshot_id="demo_snapshot")
+    assert (caught.value.status, caught.value.code) == (501, "not_implemented")
+    assert "blueprint" in caught.value.detail
+    with pytest.raises(NotImplementedYet):
+        services.submit_job_spec(spec={"schema_version": "job_spec_v1", "kind": "idea", "snapshot_id": "demo_snapshot",
+                                       "policy_bundle_id": "default_v1", "idea": an_idea()}, actor=ALICE)
+    assert (JobSpec.objects.count(), JobEvent.objects.count(), JobState.objects.count()) == before
 
 
 def test_a_schema_invalid_idea_is_refused_with_its_pointer():

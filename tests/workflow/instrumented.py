@@ -8,7 +8,7 @@ EAM_TEST_EXECUTION_LOG (O_APPEND writes of one short line are atomic), so a test
 import os
 import time
 
-from workflow.executors import DEFAULT_EXECUTORS, StepContext, StepOutcome
+from workflow.orchestrator import DEFAULT_EXECUTORS, StepContext, StepOutcome
 from django.utils.module_loading import import_string
 
 

@@ -3,7 +3,7 @@ from research.artifacts import write_json_artifact
 from research.compiler import compile_blueprint
 from research.policies import load_policy_bundle
 
-from . import StepContext, StepOutcome
+from ..orchestrator import StepContext, StepOutcome
 from ._paths import job_path, runspec_path
 
 

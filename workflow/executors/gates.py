@@ -4,7 +4,7 @@ from research.artifacts import read_json_artifact
 from research.gates import evaluate_gates
 from research.registry import lineage_trials
 
-from . import StepContext, StepOutcome
+from ..orchestrator import StepContext, StepOutcome
 from ._paths import gate_results_path, runspec_path
 
 

@@ -4,7 +4,7 @@ from research.artifacts import read_json_artifact
 from research.dossier import dossier_root
 from research.registry import record_trial
 
-from . import StepContext, StepOutcome
+from ..orchestrator import StepContext, StepOutcome
 from ._paths import gate_results_path, runspec_path
 
 

@@ -2,7 +2,7 @@
 from research.artifacts import read_json_artifact
 from research.dossier import run_dossier
 
-from . import StepContext, StepOutcome
+from ..orchestrator import StepContext, StepOutcome
 from ._paths import runspec_path
 
 
