@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 
 from contracts import canonical_json, content_id, sha256_hex, validate
 from research.errors import SnapshotNotFound
+from research.policies import four_eyes_required, policy_bundle_exists
 from research.snapshots import get_snapshot
 
 from .actors import Actor
@@ -15,7 +16,6 @@ from .ids import check_job_id, check_name_id
 from .events import NewEvent, append_event, create_job, now, state_from_row
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import SUBMIT_EVENTS, EventType, Kind, Status
-from .policy import four_eyes_required, policy_bundle_exists
 
 _INPUT_CONTRACTS = {Kind.BLUEPRINT: ("blueprint", "blueprint_v1"), Kind.IDEA: ("idea", "idea_spec_v1")}
 
