@@ -256,18 +256,6 @@ def read_json_artifact(path: str):
     return json.loads(read_artifact(path))
 
 
-def artifact_sha256(path: str) -> str:
-    return sha256_hex(read_artifact(path))
-
-
-def artifact_exists(path: str) -> bool:
-    check_path(path)
-    storage = artifact_storage()
-    if isinstance(storage, FileSystemStorage):
-        return _local_path(storage, path).is_file()
-    return storage.exists(path)
-
-
 def list_artifacts(prefix: str) -> list[str]:
     """Every file under the folder `prefix`, as sorted storage paths (temporary files excluded)."""
     check_path(prefix)

@@ -139,11 +139,6 @@ def _remember(sha256: str, data: PanelData) -> PanelData:
     return data
 
 
-def snapshot_file_sha256(snapshot_id: str) -> str:
-    """The sha256 of the stored file, recomputed now."""
-    return sha256_hex(read_artifact(data_path(check_snapshot_id(snapshot_id))))
-
-
 def load_panel(snapshot_id: str) -> Panel:
     """The snapshot's panel; SnapshotError if the stored file's sha256 is not the one recorded at ingest."""
     row = get_snapshot(snapshot_id)
