@@ -20,13 +20,12 @@ from contracts import sha256_hex
 from research.artifacts import check_path, list_artifacts, read_artifact
 from research.errors import ArtifactNotFound
 from research.models import DataSnapshot, RegistryEntry
-from research.policies import list_policy_bundles
+from research.policies import four_eyes_required, list_policy_bundles
 
 from .errors import InvalidInput, NotFound
 from .ids import RUN_ID_RE, check_job_id
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import RESULT_EVENTS, TERMINAL_STATUSES, EventType, Status
-from .policy import four_eyes_required
 from .roles import APPROVE, OPERATE
 
 ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))

@@ -10,6 +10,7 @@ from django.db import IntegrityError
 
 from contracts import canonical_json, content_id, sha256_hex, validate
 from research.errors import SnapshotNotFound
+from research.policies import four_eyes_required, policy_bundle_exists
 from research.snapshots import get_snapshot
 
 from .events import Actor
@@ -19,7 +20,6 @@ from .events import NewEvent, append_event, now, state_from_row
 from .ids import check_job_id, check_name_id
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import TERMINAL_STATUSES, Kind, Status
-from .policy import four_eyes_required, policy_bundle_exists
 
 _INPUT_CONTRACTS = {Kind.BLUEPRINT: ("blueprint", "blueprint_v1"), Kind.IDEA: ("idea", "idea_spec_v1")}
 

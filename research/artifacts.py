@@ -2,10 +2,10 @@
 
 Paths are relative to the storage root and use `/`. Writing the same bytes to an existing path is a no-op;
 different bytes raise ArtifactConflict, so a step that runs twice (crash, retry, two workers) is harmless.
-A written file is on disk (file and folder entry) before the write returns, or, inside `durable_together()`,
-before that block ends: the engine appends a step's result only after its files are durable.
+A written file is on disk (the file, and every folder that gained an entry for it) before the write returns,
+or, inside `durable_together()`, before that block ends: the engine appends a step's result only after its
+files are durable.
 """
-import ctypes
 import json
 import os
 import re
@@ -13,7 +13,7 @@ import stat
 import tempfile
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -72,23 +72,30 @@ def _resolved_root(location: str) -> str:
     return os.path.realpath(location)
 
 
-def _local_path(storage, path: str, within: str | None = None) -> Path:
+def _local_path(storage, path: str, checked: set[str], within: str | None = None) -> Path:
     """The file system path of `path`, refused if a symlink on the way leads out of the root, or out of the
     folder `within` when one is given.
 
     `check_path` already refused `..` and absolute paths, so only a symlink below the root can lead out:
     each existing component is looked at (lstat), and only when one is a symlink is the path resolved.
     The folder is taken as written, never resolved: nothing is read through a folder that is itself a link.
+    Folders in `checked` (real folders, below the root through real folders only) are not looked at again;
+    the ones found so are added to it.
     """
     root = _resolved_root(storage.location)
     current = root
-    for part in path.split("/"):
+    parts = path.split("/")
+    for depth, part in enumerate(parts, start=1):
         current = os.path.join(current, part)
+        if current in checked:
+            continue
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
             break  # nothing below exists yet, so no symlink either
-        if stat.S_ISLNK(mode):
+        if stat.S_ISDIR(mode) and depth < len(parts):
+            checked.add(current)
+        elif stat.S_ISLNK(mode):
             target = os.path.realpath(os.path.join(root, path))
             if within is not None and not target.startswith(os.path.join(root, within) + os.sep):
                 raise ArtifactNotFound(f"artifact {path} resolves outside {within}")
@@ -114,12 +121,39 @@ def write_json_artifact(path: str, doc) -> ArtifactRef:
 
 
 def _write_local(storage, path: str, data: bytes) -> None:
-    target = _local_path(storage, path)
-    if target.is_file():
-        _compare(path, target.read_bytes(), data)
+    with durable_together():  # a write outside any block is a block of its own
+        step = _local.step
+        target = _local_path(storage, path, step.checked)
+        if target.is_file():
+            _compare(path, target.read_bytes(), data)
+            return
+        _make_folder(str(target.parent), step)
+        _local_path(storage, path, step.checked)  # folders someone else made meanwhile may not lead out of the root
+        _link_new_file(storage, path, target, data)
+        step.files[target] = None
+        step.folders[target.parent] = None
+
+
+def _make_folder(folder: str, step: "_Step") -> None:
+    """Make `folder`, its missing parents first (the root too, on a fresh storage): the folder each is made in
+    gains an entry, to be made durable with the step. A folder made here is a real folder, not looked at again."""
+    if folder in step.checked:
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _local_path(storage, path)  # the folders just made may not be symlinks out of the root
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return  # there before us, or made meanwhile: _local_path looks at it
+    except FileNotFoundError:
+        _make_folder(os.path.dirname(folder), step)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            return
+    step.checked.add(folder)
+    step.folders[Path(os.path.dirname(folder))] = None
+
+
+def _link_new_file(storage, path: str, target: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -133,83 +167,51 @@ def _write_local(storage, path: str, data: bytes) -> None:
             _compare(path, target.read_bytes(), data)
     finally:
         os.unlink(tmp)
-    _written(target)
 
 
-# --- durability: one sync per step, not one per file -------------------------------------------------------
-_batch = threading.local()
+# --- durability: what a step wrote is fsynced when it ends ---------------------------------------------------
+_local = threading.local()
 
 
-def _load_syncfs():
-    """Linux's syncfs(2): writes out one file system's dirty data and metadata in one call."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
-    return function
+@dataclass
+class _Step:
+    """One `durable_together` block: the files written and the folders that gained an entry (insertion-ordered
+    sets, each fsynced once when the block ends), and the folders already looked at for symlinks."""
 
+    files: dict[Path, None] = field(default_factory=dict)
+    folders: dict[Path, None] = field(default_factory=dict)
+    checked: set[str] = field(default_factory=set)
 
-_SYNCFS = _load_syncfs()
+    def make_durable(self) -> None:
+        for path in (*self.files, *self.folders):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 @contextmanager
 def durable_together():
-    """Files written inside the block are made durable together when it ends without an error.
-
-    With many files one syncfs per file system is far cheaper than an fsync per file and per folder.
-    Nested blocks join the outermost one.
+    """Files written inside the block, and the folders that gained an entry for them, are fsynced when it
+    ends without an error; folders are looked at for symlinks once in the block. Nested blocks join the
+    outermost one.
     """
-    if getattr(_batch, "written", None) is not None:
+    if getattr(_local, "step", None) is not None:
         yield
         return
-    _batch.written = []
+    step = _local.step = _Step()
     try:
         yield
-        written = _batch.written
     finally:
-        _batch.written = None
-    make_durable(written)
+        _local.step = None
+    step.make_durable()
 
 
-def _written(target: Path) -> None:
-    pending = getattr(_batch, "written", None)
-    if pending is None:
-        make_durable([target])
-    else:
-        pending.append(target)
-
-
-def make_durable(files: list[Path]) -> None:
-    """Put `files` and their folder entries on disk: fsync for one file, else syncfs (fsync each elsewhere)."""
-    if not files:
-        return
-    if len(files) > 1 and _SYNCFS is not None:
-        for folder in {os.stat(f.parent).st_dev: f.parent for f in files}.values():
-            _syncfs(folder)
-        return
-    for path in files:
-        _fsync(path)
-    for folder in {f.parent for f in files}:
-        _fsync(folder)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _syncfs(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        if _SYNCFS(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, f"syncfs failed on {folder}: {os.strerror(error)}")
-    finally:
-        os.close(fd)
+def _checked_folders() -> set[str]:
+    """The folders the open block has looked at already; outside a block, none."""
+    step = getattr(_local, "step", None)
+    return step.checked if step is not None else set()
 
 
 def _write_remote(storage, path: str, data: bytes) -> None:
@@ -242,7 +244,7 @@ def read_artifact(path: str, *, within: str | None = None) -> bytes:
         raise ArtifactNotFound(f"artifact {path} is outside {within}")
     storage = artifact_storage()
     if isinstance(storage, FileSystemStorage):
-        target = _local_path(storage, path, within)
+        target = _local_path(storage, path, _checked_folders(), within)
         if not target.is_file():
             raise ArtifactNotFound(f"artifact {path} does not exist")
         return target.read_bytes()
@@ -254,18 +256,6 @@ def read_artifact(path: str, *, within: str | None = None) -> bytes:
 
 def read_json_artifact(path: str):
     return json.loads(read_artifact(path))
-
-
-def artifact_sha256(path: str) -> str:
-    return sha256_hex(read_artifact(path))
-
-
-def artifact_exists(path: str) -> bool:
-    check_path(path)
-    storage = artifact_storage()
-    if isinstance(storage, FileSystemStorage):
-        return _local_path(storage, path).is_file()
-    return storage.exists(path)
 
 
 def list_artifacts(prefix: str) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from research.signals import target_weights
+from research.strategies import target_weights
 
 
 @dataclass(frozen=True)

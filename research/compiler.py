@@ -11,7 +11,7 @@ from . import KERNEL_VERSION
 from .errors import CompileError
 from .policies import load_policy_bundle
 from .segments import layout
-from .signals import PERIODS_PER_YEAR, warmup_bars
+from .strategies import PERIODS_PER_YEAR, warmup_bars
 from .snapshots import load_panel
 
 # Used when neither the blueprint nor the policy bundle's `defaults` say otherwise.

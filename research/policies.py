@@ -1,4 +1,5 @@
-"""Policy bundles: read-only JSON files under settings.EAM_POLICY_ROOT, referred to by id and sha256.
+"""Policy bundles: read-only JSON files under settings.EAM_POLICY_ROOT, referred to by id and sha256, and the
+rules the event store reads from them (whether a bundle exists, whether four eyes apply).
 
 The sha256 of a bundle is that of its canonical JSON, so re-indenting the file does not change it.
 """
@@ -56,6 +57,25 @@ def _read_bundle(path: str, policy_bundle_id: str, mtime_ns: int, size: int) -> 
             errors=[{"path": "/policy_bundle_id", "message": f"must be {policy_bundle_id!r}, the file's name"}],
         )
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")), sha256_hex(canonical_json(doc))
+
+
+def policy_bundle_exists(bundle_id: str) -> bool:
+    try:
+        load_policy_bundle(bundle_id)
+    except PolicyError:
+        return False
+    return True
+
+
+def four_eyes_required(bundle_id: str) -> bool:
+    """Four eyes applies when the deployment (EAM_FOUR_EYES) or the job's bundle asks for it: stricter wins."""
+    if settings.EAM_FOUR_EYES:
+        return True
+    try:
+        bundle, _ = load_policy_bundle(bundle_id)
+    except PolicyError:
+        return True
+    return bool(bundle["approvals"]["four_eyes"])
 
 
 def list_policy_bundles() -> list[dict]:

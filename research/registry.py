@@ -35,33 +35,14 @@ def record_trial(*, job_id: str, root_job_id: str, run_id: str, runspec: dict, v
     return entry
 
 
-def _trials(root_job_id: str | None, family: str | None):
-    entries = RegistryEntry.objects.all()
-    if root_job_id is not None:
-        entries = entries.filter(root_job_id=root_job_id)
-    if family is not None:
-        entries = entries.filter(family=family)
-    return entries
-
-
-def count_trials(root_job_id: str | None = None, family: str | None = None) -> int:
-    """Distinct runs tried (in the lineage of `root_job_id`, of `family`): two jobs sharing a run are one trial."""
-    return _trials(root_job_id, family).values("run_id").distinct().count()
-
-
-def trial_sharpe_variance(root_job_id: str | None = None, family: str | None = None) -> float | None:
-    """Sample variance of the distinct runs' out-of-sample Sharpe ratios; None with fewer than two."""
-    values = list(_sharpes_by_run(root_job_id, family).values())
-    return statistics.variance(values) if len(values) >= 2 else None
-
-
 def lineage_trials(*, root_job_id: str, including_run_id: str | None = None) -> tuple[int, float | None]:
     """(N, variance of the trials' annualised OOS Sharpe ratios) of a lineage, for the deflated Sharpe ratio.
 
     `including_run_id` is the run being judged: counted once whether or not it is registered yet, its
-    Sharpe ratio read from its dossier. The variance is None (the gates' documented default) below two.
+    Sharpe ratio read from its dossier. Two jobs sharing a run are one trial. The variance is None (the gates'
+    documented default) below two.
     """
-    rows = list(_trials(root_job_id, None).order_by("id").values_list("run_id", "metrics"))
+    rows = list(RegistryEntry.objects.filter(root_job_id=root_job_id).order_by("id").values_list("run_id", "metrics"))
     sharpes = _first_sharpes(rows)
     run_ids = {run_id for run_id, _ in rows}
     n_trials = len(run_ids)
@@ -75,10 +56,6 @@ def lineage_trials(*, root_job_id: str, including_run_id: str | None = None) -> 
             sharpes[including_run_id] = float(sharpe)
     values = list(sharpes.values())
     return max(n_trials, 1), statistics.variance(values) if len(values) >= 2 else None
-
-
-def _sharpes_by_run(root_job_id: str | None, family: str | None) -> dict[str, float]:
-    return _first_sharpes(_trials(root_job_id, family).order_by("id").values_list("run_id", "metrics"))
 
 
 def _first_sharpes(rows) -> dict[str, float]:

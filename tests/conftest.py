@@ -44,14 +44,6 @@ def _flush_through_guards():
     BaseDatabaseOperations.execute_sql_flush = original
 
 
-@pytest.fixture(autouse=True)
-def _nothing_remembered_from_other_tests():
-    """Each test starts from an empty database, so no snapshot row a process remembers may carry over."""
-    from research.snapshots import forget_cached_snapshots
-
-    forget_cached_snapshots()
-
-
 @pytest.fixture
 def artifact_root(tmp_path, settings) -> Path:
     """The test's own empty artifact root, for a test that changes files behind the storage's back (the

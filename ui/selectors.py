@@ -10,11 +10,10 @@ from contracts import sha256_hex, validate
 from jobs import selectors
 from jobs.models import JobState
 from jobs.pipelines import EventType, Status
-from jobs.policy import four_eyes_required
 from jobs.roles import APPROVE
 from research.artifacts import read_artifact
 from research.errors import ResearchError
-from research.policies import list_policy_bundles
+from research.policies import four_eyes_required, list_policy_bundles
 
 PAGE_SIZE = 50
 STATUSES = tuple(s.value for s in Status)

@@ -6,7 +6,7 @@ import pytest
 
 from contracts import sha256_hex
 from research.artifacts import (
-    artifact_sha256,
+    durable_together,
     json_bytes,
     list_artifacts,
     read_artifact,
@@ -24,7 +24,6 @@ def test_write_returns_the_reference_and_stores_the_bytes(artifact_root):
     assert (ref.path, ref.sha256, ref.bytes) == ("jobs/abc/outputs/x.txt", sha256_hex(b"hello\n"), 6)
     assert (artifact_root / "jobs/abc/outputs/x.txt").read_bytes() == b"hello\n"
     assert read_artifact("jobs/abc/outputs/x.txt") == b"hello\n"
-    assert artifact_sha256("jobs/abc/outputs/x.txt") == ref.sha256
     assert stored_files(artifact_root) == ["jobs/abc/outputs/x.txt"]  # no temporary file left behind
 
 
@@ -99,6 +98,100 @@ def test_a_read_within_a_folder_stays_in_that_folder_through_symlinks(artifact_r
     assert read_artifact(f"{mine}/outputs/borrowed.json") == b"theirs"
     with pytest.raises(UnsafePath, match="outside the artifact root"):
         read_artifact(f"{mine}/outputs/leak.txt")
+
+
+def _identity(path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
+@pytest.fixture
+def fsynced(monkeypatch) -> list[tuple[int, int]]:
+    """The (device, inode) of every file or folder fsynced from now on, in order; each is still fsynced."""
+    synced, real_fsync = [], os.fsync
+
+    def fsync(fd):
+        synced.append(_identity(fd))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+def test_a_step_fsyncs_its_files_and_each_folder_that_gained_an_entry_once_when_it_ends(artifact_root, fsynced):
+    # given a job folder that exists before the step
+    write_artifact("jobs/abc/job_spec.json", b"{}")
+    fsynced.clear()
+
+    # when a step writes three files in new folders and one file that is already there
+    with durable_together():
+        write_artifact("jobs/abc/outputs/a.json", b"a")
+        write_artifact("jobs/abc/outputs/b.json", b"b")
+        write_artifact("jobs/abc/outputs/agents/x/run.json", b"x")
+        write_artifact("jobs/abc/job_spec.json", b"{}")  # the same bytes: nothing written
+        assert fsynced == []  # nothing before the block ends
+
+    # then each file written and each folder that gained an entry is fsynced, once
+    files = ["jobs/abc/outputs/a.json", "jobs/abc/outputs/b.json", "jobs/abc/outputs/agents/x/run.json"]
+    folders = ["jobs/abc", "jobs/abc/outputs", "jobs/abc/outputs/agents", "jobs/abc/outputs/agents/x"]
+    assert sorted(fsynced) == sorted(_identity(artifact_root / p) for p in files + folders)
+
+
+def test_a_write_outside_a_step_is_durable_when_it_returns(artifact_root, fsynced):
+    write_artifact("a/b/c.txt", b"c")
+
+    assert sorted(fsynced) == sorted(_identity(p) for p in (artifact_root / "a/b/c.txt", artifact_root / "a/b",
+                                                          artifact_root / "a", artifact_root))
+
+
+def test_a_step_that_fails_fsyncs_nothing(artifact_root, fsynced):
+    with pytest.raises(RuntimeError):
+        with durable_together():
+            write_artifact("jobs/abc/outputs/a.json", b"a")
+            raise RuntimeError("the step failed")
+
+    assert fsynced == []
+
+
+def test_a_step_looks_at_each_folder_for_symlinks_once(artifact_root, tmp_path, monkeypatch):
+    # given a dossier folder, and a link out of the root beside it
+    write_artifact("dossiers/r/segments/s1/metrics.json", b"1")
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", artifact_root / "dossiers/r/escape")
+    looked, real_lstat = [], os.lstat
+
+    def lstat(path, *args, **kwargs):
+        looked.append(os.fspath(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+
+    # when a step reads and writes many files in the same folders
+    with durable_together():
+        for segment in ("s1", "s2", "s3"):
+            write_artifact(f"dossiers/r/segments/{segment}/curve.csv", b"c")
+            write_artifact(f"dossiers/r/segments/{segment}/trades.csv", b"t")
+            assert read_artifact(f"dossiers/r/segments/{segment}/curve.csv", within="dossiers/r") == b"c"
+        seen = list(looked)
+        # a link is looked at each time, never remembered as a folder
+        for _ in range(2):
+            with pytest.raises(UnsafePath, match="outside the artifact root"):
+                write_artifact("dossiers/r/escape/new.txt", b"x")
+
+    # then each folder was looked at once at most
+    folders = [path for path in seen if os.path.isdir(path)]
+    below_root = [path for path in folders if path.startswith(str(artifact_root) + os.sep)]
+    assert sorted(below_root) == [str(artifact_root / p) for p in (
+        "dossiers", "dossiers/r", "dossiers/r/segments",
+        "dossiers/r/segments/s1", "dossiers/r/segments/s2", "dossiers/r/segments/s3",  # s2, s3: not there yet
+    )]
+    assert not (tmp_path / "outside/new.txt").exists()
+
+    # and the next step looks again
+    looked.clear()
+    with durable_together():
+        read_artifact("dossiers/r/segments/s2/curve.csv")
+    assert str(artifact_root / "dossiers/r/segments") in looked
 
 
 def test_reading_a_missing_artifact_says_so():

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from research import signals
+from research import strategies
 from research.backtest import simulate
 from research.metrics import compute_metrics
 
@@ -231,19 +231,19 @@ def test_every_family_gives_finite_json_ready_results(family, params):
 
 def test_vol_target_scales_weights_within_the_cap():
     dates, close, symbols = random_walk(n_bars=800, n_symbols=5, seed=11)
-    plain = signals.ts_momentum(close, lookback=60)
-    scaled = signals.ts_momentum(close, lookback=60, vol_target=0.15)
+    plain = strategies.ts_momentum(close, lookback=60)
+    scaled = strategies.ts_momentum(close, lookback=60, vol_target=0.15)
 
     assert (scaled[plain == 0] == 0).all()
-    assert scaled.max() <= signals.MAX_VOL_SCALE / 5 + 1e-15
-    realised = signals.rolling_volatility(close)[300, 0]
+    assert scaled.max() <= strategies.MAX_VOL_SCALE / 5 + 1e-15
+    realised = strategies.rolling_volatility(close)[300, 0]
     if plain[300, 0]:
         assert scaled[300, 0] == pytest.approx(min(0.15 / realised, 2.0) / 5)
 
 
 def test_xs_momentum_holds_exactly_top_k_once_warm():
     dates, close, symbols = random_walk(n_bars=400, n_symbols=5, seed=3)
-    weights = signals.xs_momentum(close, lookback=30, top_k=2)
+    weights = strategies.xs_momentum(close, lookback=30, top_k=2)
 
     held_count = (weights > 0).sum(axis=1)
     assert (held_count[:30] == 0).all()
@@ -256,7 +256,7 @@ def test_xs_momentum_holds_exactly_top_k_once_warm():
 def test_xs_momentum_refuses_top_k_above_universe():
     _, close, _ = random_walk(n_symbols=2)
     with pytest.raises(ValueError):
-        signals.xs_momentum(close, lookback=10, top_k=3)
+        strategies.xs_momentum(close, lookback=10, top_k=3)
 
 
 # --- RSI -------------------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def reference_rsi(prices, period):
 def test_rsi_equals_wilder_recursion(period):
     _, close, _ = random_walk(n_bars=3000, n_symbols=2, seed=5)
 
-    fast = signals.rsi(close, period)
+    fast = strategies.rsi(close, period)
 
     for i in range(2):
         np.testing.assert_allclose(fast[:, i], reference_rsi(list(close[:, i]), period), rtol=0, atol=1e-9)
@@ -295,9 +295,9 @@ def test_rsi_hysteresis_enters_below_entry_and_leaves_above_exit():
     rally = [mild_up[-1] + 3.0 * k for k in range(1, 6)]
     drift = [rally[-1] - 0.4 * k * (1 if k % 2 else -0.5) for k in range(1, 4)]
     close = np.array(down + mild_up + rally + drift)[:, None]
-    strength = signals.rsi(close, 3)
+    strength = strategies.rsi(close, 3)
 
-    weights = signals.rsi_mean_reversion(close, period=3, entry=30, exit=70)[:, 0]
+    weights = strategies.rsi_mean_reversion(close, period=3, entry=30, exit=70)[:, 0]
 
     expected, long = [], False
     for value in strength:
@@ -314,11 +314,11 @@ def test_rsi_hysteresis_enters_below_entry_and_leaves_above_exit():
 
 def test_rsi_trend_filter_only_holds_above_the_average():
     _, close, _ = random_walk(n_bars=800, n_symbols=3, seed=11)
-    plain = signals.rsi_mean_reversion(close, period=14, entry=40, exit=60)
-    filtered = signals.rsi_mean_reversion(close, period=14, entry=40, exit=60, trend_filter=100)
+    plain = strategies.rsi_mean_reversion(close, period=14, entry=40, exit=60)
+    filtered = strategies.rsi_mean_reversion(close, period=14, entry=40, exit=60, trend_filter=100)
 
     with np.errstate(invalid="ignore"):
-        above = close > signals.sma(close, 100)
+        above = close > strategies.sma(close, 100)
     np.testing.assert_array_equal(filtered, np.where(above, plain, 0.0))
     assert (filtered > 0).any() and (filtered < plain).any()
 
@@ -371,8 +371,8 @@ def test_warmup_bars_is_where_the_first_informed_position_appears(family, params
     if family == "rsi_mean_reversion":
         rates = 1.0 / rates
     close = 100.0 * rates ** np.arange(400)[:, None]
-    weights = signals.target_weights(family, close, params)
-    warmup = signals.warmup_bars(family, params)
+    weights = strategies.target_weights(family, close, params)
+    warmup = strategies.warmup_bars(family, params)
 
     assert (weights[:warmup - 1] == 0).all()
     if params.get("trend_filter") is None:  # a falling price never passes the trend filter
@@ -393,18 +393,18 @@ def test_hold_between_resolves_a_bar_flagged_both_ways_to_flat():
     enter = np.array([[False], [True], [True], [False], [False], [True]])
     leave = np.array([[False], [False], [True], [False], [True], [False]])
 
-    held = signals.hold_between(enter, leave)[:, 0]
+    held = strategies.hold_between(enter, leave)[:, 0]
 
     np.testing.assert_array_equal(held, [False, True, False, False, False, True])
 
 
 def test_sma_crossover_stays_flat_when_the_averages_are_equal():
     close = np.full((60, 2), 50.0)
-    assert (signals.sma_crossover(close, fast=5, slow=20) == 0).all()
+    assert (strategies.sma_crossover(close, fast=5, slow=20) == 0).all()
 
 
 def test_xs_momentum_breaks_ties_by_universe_order():
     close = np.ones((10, 4)) * np.array([10.0, 20.0, 30.0, 40.0])
     close[5:, 3] *= 0.9  # the last symbol falls; the other three tie at zero momentum
-    weights = signals.xs_momentum(close, lookback=3, top_k=2)
+    weights = strategies.xs_momentum(close, lookback=3, top_k=2)
     np.testing.assert_array_equal(weights[-1], [0.5, 0.5, 0.0, 0.0])

@@ -7,7 +7,7 @@ from django.db import DatabaseError, connection, transaction
 from research.compiler import compile_blueprint, params_sha256
 from research.models import RegistryEntry
 from research.dossier import run_dossier
-from research.registry import count_trials, lineage_trials, record_trial, trial_sharpe_variance
+from research.registry import lineage_trials, record_trial
 
 from ..builders import RESEARCH, a_blueprint
 
@@ -58,13 +58,13 @@ def test_trials_are_counted_per_lineage_and_family_once_per_run(small_snapshot):
     record("dddddddddddd", "aaaaaaaaaaaa", momentum, sharpe=1.0)
     record("eeeeeeeeeeee", "eeeeeeeeeeee", sma_a, sharpe=0.2)
 
-    assert count_trials() == 3
-    assert count_trials(root_job_id="aaaaaaaaaaaa") == 3
-    assert count_trials(root_job_id="aaaaaaaaaaaa", family="sma_crossover") == 2
-    assert count_trials(root_job_id="eeeeeeeeeeee") == 1
-    assert count_trials(root_job_id="ffffffffffff") == 0
-    assert trial_sharpe_variance(root_job_id="aaaaaaaaaaaa") == pytest.approx(0.16)
-    assert trial_sharpe_variance(root_job_id="eeeeeeeeeeee") is None
+    assert lineage_trials(root_job_id="aaaaaaaaaaaa") == (3, pytest.approx(0.16))  # Sharpe 0.2, 0.6 and 1.0
+    assert lineage_trials(root_job_id="eeeeeeeeeeee") == (1, None)
+    assert lineage_trials(root_job_id="ffffffffffff") == (1, None)  # never below one: the DSR divides by it
+    lineage = RegistryEntry.objects.filter(root_job_id="aaaaaaaaaaaa")
+    assert lineage.count() == 4
+    assert lineage.filter(family="sma_crossover").values("run_id").distinct().count() == 2
+    assert RegistryEntry.objects.values("run_id").distinct().count() == 3
 
 
 @pytest.mark.parametrize(

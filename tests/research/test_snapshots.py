@@ -8,7 +8,7 @@ from contracts import sha256_hex
 from research.demo_data import demo_csv
 from research.errors import SnapshotError, SnapshotNotFound
 from research.models import DataSnapshot
-from research.snapshots import ingest_csv, ingest_demo, load_panel, snapshot_file_sha256
+from research.snapshots import ingest_csv, ingest_demo, load_panel
 
 from ..builders import small_csv, stored_files
 
@@ -178,7 +178,7 @@ def test_load_panel_refuses_a_file_that_changed(small_snapshot, artifact_root):
 
     with pytest.raises(SnapshotError, match="but .* was recorded at ingest"):
         load_panel("small_snap")
-    assert snapshot_file_sha256("small_snap") != small_snapshot.sha256
+    assert sha256_hex(path.read_bytes()) != small_snapshot.sha256
 
 
 @pytest.mark.django_db
