@@ -11,7 +11,9 @@ from pathlib import Path
 import jsonschema_rs
 
 SCHEMA_DIR = Path(__file__).resolve().parent
-# Snapshot, policy bundle and agent ids (DESIGN §4.1): checked before any lookup or path is built from one.
+# Allowlists of the ids that reach a URL or a path (DESIGN §4.1), checked before any lookup or path is built
+# from one. Job and run ids are content ids (`content_id`); snapshot, policy bundle and agent ids are names.
+CONTENT_ID = re.compile(r"^[0-9a-f]{12}$")
 NAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

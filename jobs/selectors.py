@@ -20,13 +20,13 @@ from contracts import sha256_hex
 from research.artifacts import check_path, list_artifacts, read_artifact
 from research.errors import ArtifactNotFound
 from research.models import DataSnapshot, RegistryEntry
-from research.policies import four_eyes_required, list_policy_bundles
+from research.policies import list_policy_bundles
 
+from . import services
 from .errors import InvalidInput, NotFound
-from .ids import RUN_ID_RE, check_job_id
+from contracts import CONTENT_ID
 from .models import JobEvent, JobSpec, JobState
-from .pipelines import RESULT_EVENTS, TERMINAL_STATUSES, EventType, Status
-from .roles import APPROVE, OPERATE
+from .pipelines import RESULT_EVENTS, EventType
 
 ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
 RUN_ID_EVENTS = (str(EventType.RUNSPEC_COMPILED), str(EventType.RUN_COMPLETED))
@@ -106,7 +106,7 @@ def _summary(row: dict) -> dict:
 
 def _job_row(job_id: str, columns, **annotations) -> dict:
     """`columns` of one job's JobState row and `annotations`: one query. NotFound for an unknown or malformed id."""
-    check_job_id(job_id)
+    services.check_job_id(job_id)
     row = JobState.objects.filter(job_id=job_id).annotate(**annotations).values(*columns, *annotations).first()
     if row is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
@@ -152,29 +152,11 @@ def _page(found: list[dict], limit: int) -> Page:
 
 def get_job_state(job_id: str) -> JobState:
     """The job's projection with its spec (one query); NotFound for an unknown or malformed id."""
-    check_job_id(job_id)
+    services.check_job_id(job_id)
     try:
         return JobState.objects.select_related("job").get(job_id=job_id)
     except JobState.DoesNotExist:
         raise NotFound(f"job {job_id} not found", code="job_not_found") from None
-
-
-def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, user) -> dict:
-    """What `user` may do to a job (its status, submitter, policy bundle) now: the same rules the services
-    enforce, asked without trying."""
-    # Permissions are only looked up where the state allows the action at all (a finished job: no query).
-    signed_in = bool(user and user.is_authenticated)
-    may_decide = (
-        signed_in and status == Status.WAITING_APPROVAL and user.has_perm(APPROVE)
-        and not (four_eyes_required(policy_bundle_id) and user.get_username() == submitted_by)
-    )
-    may_operate = signed_in and status not in TERMINAL_STATUSES and user.has_perm(OPERATE)
-    return {
-        "can_approve": may_decide,
-        "can_reject": may_decide,
-        "can_retry": may_operate and status == Status.ERROR,
-        "can_cancel": may_operate,
-    }
 
 
 def _recorded_artifacts(job_id: str, up_to_seq: int | None = None) -> tuple[list[dict], str | None, bool]:
@@ -224,7 +206,7 @@ def job_head(*, job_id: str, user) -> JobHead:
         .order_by().values("parent_job_id").annotate(n=Count("*")).values("n")
     )
     row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0))
-    can = allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
+    can = services.allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
                           policy_bundle_id=row["job__policy_bundle_id"], user=user)
     shown = (job_id, row["last_hash"], row["lease_owner"], iso(row["lease_expires_at"]), row["children"],
              tuple(can[name] for name in CAN))
@@ -461,7 +443,7 @@ def _refuse_holdout_detail(run_id: str, inner: str) -> None:
 
 
 def _check_run_id(run_id) -> str:
-    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+    if not isinstance(run_id, str) or not CONTENT_ID.fullmatch(run_id):
         raise NotFound("no such run: a run id is 12 lowercase hex characters", code="invalid_run_id")
     return run_id
 

@@ -8,18 +8,36 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError
 
-from contracts import canonical_json, content_id, sha256_hex, validate
+from contracts import CONTENT_ID, NAME_ID, canonical_json, content_id, sha256_hex, validate
 from research.errors import SnapshotNotFound
-from research.policies import four_eyes_required, policy_bundle_exists
+from research.policies import bundle_requires_four_eyes, policy_bundle_exists
 from research.snapshots import get_snapshot
 
 from .events import Actor
 from . import events
 from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, NotImplementedYet
 from .events import NewEvent, append_event, now, state_from_row
-from .ids import check_job_id, check_name_id
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import TERMINAL_STATUSES, Kind, Status
+from .roles import APPROVE, OPERATE
+
+# -- ids: every id that reaches a URL or a path is checked against its allowlist before any lookup ------------
+
+def check_job_id(job_id) -> str:
+    if not isinstance(job_id, str) or not CONTENT_ID.fullmatch(job_id):
+        raise NotFound("no such job: a job id is 12 lowercase hex characters", code="invalid_job_id")
+    return job_id
+
+
+def check_name_id(value, *, what: str, path: str) -> str:
+    """Snapshot, policy bundle and agent ids."""
+    if not isinstance(value, str) or not NAME_ID.fullmatch(value):
+        raise InvalidInput(
+            f"invalid {what}", code=f"invalid_{what}",
+            errors=[{"path": path, "message": f"must match {NAME_ID.pattern}"}],
+        )
+    return value
+
 
 _INPUT_CONTRACTS = {Kind.BLUEPRINT: ("blueprint", "blueprint_v1"), Kind.IDEA: ("idea", "idea_spec_v1")}
 
@@ -145,11 +163,35 @@ def _command(job_id: str, decide: Callable[[JobSpec, JobState], NewEvent]) -> Jo
                         state=state_from_row(job.state))
 
 
+def four_eyes_applies(policy_bundle_id: str) -> bool:
+    """Four eyes (the submitter of a job may not decide its checkpoints) applies when the deployment
+    (EAM_FOUR_EYES) or the job's policy bundle asks for it: stricter wins."""
+    return settings.EAM_FOUR_EYES or bundle_requires_four_eyes(policy_bundle_id)
+
+
+def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, user) -> dict:
+    """What `user` may do to a job (its status, submitter, policy bundle) now: the same rules the services
+    enforce, asked without trying."""
+    # Permissions are only looked up where the state allows the action at all (a finished job: no query).
+    signed_in = bool(user and user.is_authenticated)
+    may_decide = (
+        signed_in and status == Status.WAITING_APPROVAL and user.has_perm(APPROVE)
+        and not (four_eyes_applies(policy_bundle_id) and user.get_username() == submitted_by)
+    )
+    may_operate = signed_in and status not in TERMINAL_STATUSES and user.has_perm(OPERATE)
+    return {
+        "can_approve": may_decide,
+        "can_reject": may_decide,
+        "can_retry": may_operate and status == Status.ERROR,
+        "can_cancel": may_operate,
+    }
+
+
 def _check_decision(job: JobSpec, state: JobState, step: str, actor: Actor) -> None:
     if state.status != Status.WAITING_APPROVAL or state.waiting_step != step:
         where = f"waiting at {state.waiting_step}" if state.waiting_step else state.status
         raise Conflict(f"job {job.job_id} is not waiting at {step} ({where})", code="not_waiting")
-    if four_eyes_required(job.policy_bundle_id) and actor.id == job.submitted_by:
+    if four_eyes_applies(job.policy_bundle_id) and actor.id == job.submitted_by:
         raise Forbidden("four eyes: the submitter of a job may not decide its checkpoints", code="four_eyes")
 
 

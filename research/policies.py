@@ -67,10 +67,8 @@ def policy_bundle_exists(bundle_id: str) -> bool:
     return True
 
 
-def four_eyes_required(bundle_id: str) -> bool:
-    """Four eyes applies when the deployment (EAM_FOUR_EYES) or the job's bundle asks for it: stricter wins."""
-    if settings.EAM_FOUR_EYES:
-        return True
+def bundle_requires_four_eyes(bundle_id: str) -> bool:
+    """Whether the bundle's approval rules ask for four eyes (an unreadable bundle counts as asking)."""
     try:
         bundle, _ = load_policy_bundle(bundle_id)
     except PolicyError:

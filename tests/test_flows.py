@@ -77,7 +77,6 @@ def test_an_approval_crosses_the_files_drawn(people):
     crossed = project_files_crossed(approve)
     assert JobEvent.objects.filter(job_id=job.job_id, event_type="APPROVED").count() == 1
     after_insert = {"jobs/selectors.py"}  # the answer shows the inserted event: after the flow drawn
-    print("CROSSED", crossed)
     assert [f for f in crossed if f not in after_insert] == list(drawn("approve"))
 
 
@@ -89,5 +88,4 @@ def test_a_worker_step_crosses_the_files_drawn(settings, people):
     config = WorkerConfig("flow-worker", 300, 3, 5.0)
     crossed = project_files_crossed(lambda: run_pass(config, job_ids=[job.job_id], max_steps=1))
     assert JobEvent.objects.filter(job_id=job.job_id, event_type="RUNSPEC_COMPILED").count() == 1
-    print("CROSSED", crossed)
     assert crossed == list(drawn("worker step"))

@@ -13,7 +13,7 @@ from django.views import View
 from jobs import services
 from jobs.events import Actor
 from jobs.errors import DomainError, Forbidden, InvalidInput, NotFound
-from jobs.ids import check_job_id
+from jobs.services import check_job_id
 from jobs.roles import APPROVE
 
 from .forms import ApproveForm, RejectForm

@@ -7,13 +7,13 @@ import json
 from django.db.models import Count, Q
 
 from contracts import sha256_hex, validate
-from jobs import selectors
+from jobs import selectors, services
 from jobs.models import JobState
 from jobs.pipelines import EventType, Status
 from jobs.roles import APPROVE
 from research.artifacts import read_artifact
 from research.errors import ResearchError
-from research.policies import four_eyes_required, list_policy_bundles
+from research.policies import list_policy_bundles
 
 PAGE_SIZE = 50
 STATUSES = tuple(s.value for s in Status)
@@ -30,7 +30,7 @@ def status_filters() -> list[tuple[str, int]]:
 def _relaxed_bundles() -> list[str]:
     """Policy bundles under which a submitter may decide their own job (none while EAM_FOUR_EYES is on)."""
     return [b["policy_bundle_id"] for b in list_policy_bundles()
-            if b["valid"] and not four_eyes_required(b["policy_bundle_id"])]
+            if b["valid"] and not services.four_eyes_applies(b["policy_bundle_id"])]
 
 
 def waiting_for_review(*, user, cursor: str | None, limit: int) -> selectors.Page:

@@ -14,7 +14,7 @@ from django.shortcuts import render
 
 from jobs import review, selectors
 from jobs.errors import DomainError, InvalidInput
-from jobs.ids import check_job_id
+from jobs.services import check_job_id
 
 from . import selectors as pages
 from .charts import equity_chart

@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 from jobs import events
 from jobs.errors import Conflict, DomainError
 from jobs.events import Actor, Lease, append_events, now
-from jobs.pipelines import Checkpoint, EventType, Status, Step
+from jobs.pipelines import Checkpoint, Status, Step
 from jobs.models import JobSpec
 from jobs.state import DerivedState
 from research.artifacts import durable_together

@@ -28,7 +28,7 @@ from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
 from jobs.errors import InvalidInput
-from jobs.ids import JOB_ID_RE, NAME_ID_RE
+from contracts import CONTENT_ID, NAME_ID
 from jobs.pipelines import CHECKPOINT_NAMES, Kind, Status
 
 from .exceptions import error_body, pointer_errors
@@ -254,8 +254,8 @@ class OperatorInput(StrictInput):
 # -- query parameters (all optional unless said; unknown ones are refused) -----------------------------------
 
 class SubmitQuery(StrictInput):
-    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="default: EAM_DEFAULT_SNAPSHOT_ID")
-    policy_bundle_id = StrictRegexField(NAME_ID_RE.pattern, required=False,
+    snapshot_id = StrictRegexField(NAME_ID.pattern, required=False, help_text="default: EAM_DEFAULT_SNAPSHOT_ID")
+    policy_bundle_id = StrictRegexField(NAME_ID.pattern, required=False,
                                         help_text="default: EAM_DEFAULT_POLICY_BUNDLE_ID")
 
 
@@ -276,8 +276,8 @@ class JobListQuery(PageQuery):
     status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False)
     kind = serializers.ChoiceField(choices=KIND_CHOICES, required=False)
     waiting_step = serializers.ChoiceField(choices=CHECKPOINTS, required=False)
-    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    snapshot_id = StrictRegexField(NAME_ID_RE.pattern, required=False)
+    root_job_id = StrictRegexField(CONTENT_ID.pattern, required=False)
+    snapshot_id = StrictRegexField(NAME_ID.pattern, required=False)
 
 
 class EventsQuery(StrictInput):
@@ -286,14 +286,14 @@ class EventsQuery(StrictInput):
 
 
 class RegistryQuery(PageQuery):
-    root_job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    job_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    run_id = StrictRegexField(JOB_ID_RE.pattern, required=False)
-    family = StrictRegexField(NAME_ID_RE.pattern, required=False)
+    root_job_id = StrictRegexField(CONTENT_ID.pattern, required=False)
+    job_id = StrictRegexField(CONTENT_ID.pattern, required=False)
+    run_id = StrictRegexField(CONTENT_ID.pattern, required=False)
+    family = StrictRegexField(NAME_ID.pattern, required=False)
 
 
 class RunQuery(StrictInput):
-    segment = StrictRegexField(NAME_ID_RE.pattern, required=False, help_text="one segment: its metrics, curve, trades")
+    segment = StrictRegexField(NAME_ID.pattern, required=False, help_text="one segment: its metrics, curve, trades")
     part = serializers.ChoiceField(choices=["all", "metrics", "curve", "trades"], required=False, default="all",
                                    help_text="with segment: only this part (a holdout has metrics only)")
 

@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from contracts import load_schema
 from research.policies import list_policy_bundles
-from jobs.ids import JOB_ID_RE
+from contracts import CONTENT_ID
 
 from .serializers import ErrorResponse
 
@@ -32,7 +32,7 @@ def error_responses(*statuses: int) -> dict:
 
 
 JOB_ID = OpenApiParameter(
-    "job_id", str, OpenApiParameter.PATH, pattern=JOB_ID_RE.pattern,
+    "job_id", str, OpenApiParameter.PATH, pattern=CONTENT_ID.pattern,
     description="first 12 hex characters of the sha256 of the job spec",
 )
 IF_NONE_MATCH = OpenApiParameter(
@@ -40,7 +40,7 @@ IF_NONE_MATCH = OpenApiParameter(
     description="the ETag of an earlier answer: 304 with no body when the detail has not changed since",
 )
 RUN_ID = OpenApiParameter(
-    "run_id", str, OpenApiParameter.PATH, pattern=JOB_ID_RE.pattern,
+    "run_id", str, OpenApiParameter.PATH, pattern=CONTENT_ID.pattern,
     description="first 12 hex characters of the sha256 of the runspec",
 )
 

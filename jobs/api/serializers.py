@@ -2,10 +2,7 @@
 test checks that they agree. (The inputs are read by jobs/api/http.py.)"""
 from rest_framework import serializers
 
-from jobs.ids import JOB_ID_RE, NAME_ID_RE
-from jobs.pipelines import CHECKPOINT_NAMES, Kind, Status
-
-from .http import ACTOR_KINDS, CHECKPOINTS, HEALTH_STATUSES, KIND_CHOICES, SHA256_RE, STATUS_CHOICES  # noqa: F401
+from .http import ACTOR_KINDS, HEALTH_STATUSES, KIND_CHOICES, STATUS_CHOICES
 
 
 # -- responses -----------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from jobs import selectors, services
 from jobs.events import Actor
-from jobs.ids import check_job_id
+from jobs.services import check_job_id
 from jobs.roles import APPROVE, OPERATE, SUBMIT
 
 from . import serializers as s

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs.audit import verify_events
 from jobs.errors import DomainError
-from jobs.ids import check_job_id
+from jobs.services import check_job_id
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
 from jobs.errors import DomainError
-from jobs.ids import check_job_id
+from jobs.services import check_job_id
 from workflow import claims
 from workflow.orchestrator import PassSummary, WorkerConfig, run_pass
 
