@@ -27,6 +27,7 @@ from .errors import InvalidInput, NotFound
 from contracts import CONTENT_ID
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import RESULT_EVENTS, EventType
+from .roles import APPROVE, OPERATE, held_by
 
 ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
 RUN_ID_EVENTS = (str(EventType.RUNSPEC_COMPILED), str(EventType.RUN_COMPLETED))
@@ -194,8 +195,8 @@ class JobHead:
 
 
 def job_head(*, job_id: str, user) -> JobHead:
-    """The job's row with its verdict and number of children, and what `user` may do now: one query (and the
-    user's permissions, where the state allows an action at all). NotFound for an unknown or malformed id.
+    """The job's row with its verdict and number of children, and what `user` may do now: one query (the
+    user's permissions are read in it, `roles.held_by`). NotFound for an unknown or malformed id.
 
     The detail is fixed by these: the spec is immutable, the events up to `last_seq` are named by the hash
     chain's `last_hash`, the lease changes without an event, and children are insert-only rows, so their
@@ -205,9 +206,11 @@ def job_head(*, job_id: str, user) -> JobHead:
         JobSpec.objects.filter(root_job_id=OuterRef("job__root_job_id"), parent_job_id=OuterRef("job_id"))
         .order_by().values("parent_job_id").annotate(n=Count("*")).values("n")
     )
-    row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0))
+    row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0),
+                   may_approve=held_by(user, APPROVE), may_operate=held_by(user, OPERATE))
     can = services.allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
-                          policy_bundle_id=row["job__policy_bundle_id"], user=user)
+                                   policy_bundle_id=row["job__policy_bundle_id"], user=user,
+                                   held={APPROVE: row["may_approve"], OPERATE: row["may_operate"]})
     shown = (job_id, row["last_hash"], row["lease_owner"], iso(row["lease_expires_at"]), row["children"],
              tuple(can[name] for name in CAN))
     return JobHead(row=row, can=can, version=sha256_hex(repr(shown).encode())[:32])

@@ -169,16 +169,20 @@ def four_eyes_applies(policy_bundle_id: str) -> bool:
     return settings.EAM_FOUR_EYES or bundle_requires_four_eyes(policy_bundle_id)
 
 
-def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, user) -> dict:
+def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, user, held: dict | None = None) -> dict:
     """What `user` may do to a job (its status, submitter, policy bundle) now: the same rules the services
-    enforce, asked without trying."""
-    # Permissions are only looked up where the state allows the action at all (a finished job: no query).
+    enforce, asked without trying. `held` answers `perm -> bool` where the caller read it already
+    (`roles.held_by`); otherwise permissions are looked up, only where the state allows the action at all."""
     signed_in = bool(user and user.is_authenticated)
+
+    def holds(perm: str) -> bool:
+        return held[perm] if held is not None else user.has_perm(perm)
+
     may_decide = (
-        signed_in and status == Status.WAITING_APPROVAL and user.has_perm(APPROVE)
+        signed_in and status == Status.WAITING_APPROVAL and holds(APPROVE)
         and not (four_eyes_applies(policy_bundle_id) and user.get_username() == submitted_by)
     )
-    may_operate = signed_in and status not in TERMINAL_STATUSES and user.has_perm(OPERATE)
+    may_operate = signed_in and status not in TERMINAL_STATUSES and holds(OPERATE)
     return {
         "can_approve": may_decide,
         "can_reject": may_decide,

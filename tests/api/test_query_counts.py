@@ -39,12 +39,11 @@ def test_job_detail_queries_do_not_grow_with_events(people):
     long = job_with_events(people.submitter, 200, name="long")
     detail_short = queries_for(client, f"/jobs/{short.job_id}")
     detail_long = queries_for(client, f"/jobs/{long.job_id}")
-    # the token with its user, the job's row, the reviewer's permissions (2: the job waits for a decision),
-    # its artifacts
-    assert detail_short == detail_long == 5
+    # the token with its user, the job's row (with the reviewer's permissions), its artifacts
+    assert detail_short == detail_long == 3
     etag = client.get(f"/jobs/{long.job_id}").headers["ETag"]
-    assert queries_for(client, f"/jobs/{long.job_id}", if_none_match=etag) == 4  # 304: no artifacts read
+    assert queries_for(client, f"/jobs/{long.job_id}", if_none_match=etag) == 2  # 304: no artifacts read
     done = done_job(people.submitter, "finished")
-    assert queries_for(client, f"/jobs/{done.job_id}") == 3  # nothing to decide: no permission is looked up
+    assert queries_for(client, f"/jobs/{done.job_id}") == 3
     assert queries_for(client, f"/jobs/{short.job_id}/events") == queries_for(client, f"/jobs/{long.job_id}/events")
     assert queries_for(client, f"/jobs/{short.job_id}/artifacts") == queries_for(client, f"/jobs/{long.job_id}/artifacts")

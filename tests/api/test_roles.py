@@ -53,3 +53,24 @@ def test_setup_roles_keeps_what_an_admin_added():
     Group.objects.get(name="operators").permissions.add(extra)
     call_command("setup_roles", stdout=StringIO())
     assert "view_jobspec" in granted()["operators"]
+
+
+def test_held_by_answers_as_has_perm_for_every_person_and_permission(people):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import AnonymousUser
+    from django.db.models import Value
+
+    from jobs.roles import JOBS_APP, PERMISSIONS, held_by
+
+    direct = get_user_model().objects.create_user("dora", password="dora-pass-123")
+    direct.user_permissions.add(Permission.objects.get(codename="operate_job"))
+    inactive = get_user_model().objects.create_user("ivan", password="ivan-pass-123", is_active=False)
+    inactive.groups.add(Group.objects.get(name="reviewers"))
+    users = [people.submitter, people.reviewer, people.operator, people.superuser, people.nobody, direct, inactive]
+    for user in users:
+        fresh = get_user_model().objects.get(pk=user.pk)  # no permission cache of an earlier has_perm
+        for codename in PERMISSIONS:
+            perm = f"{JOBS_APP}.{codename}"
+            answer = get_user_model().objects.filter(pk=user.pk).annotate(held=held_by(fresh, perm))
+            assert answer.values_list("held", flat=True).get() == fresh.has_perm(perm), (user.username, perm)
+    assert isinstance(held_by(AnonymousUser(), f"{JOBS_APP}.approve_job"), Value)
