@@ -211,10 +211,10 @@ def test_on_postgresql_an_idle_worker_wakes_on_a_submit_not_at_its_interval(proc
     time.sleep(2.5)
     assert worker.poll() is None, worker.stderr.read()
     # when a job is submitted, then it is compiled within seconds, not after a minute
-    submitted = time.monotonic()
+    submitted_at = time.monotonic()
     job = submitted(SUBMITTER, **TINY_RUN)
     wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "waiting_approval", timeout=20)
-    assert time.monotonic() - submitted < 20
+    assert time.monotonic() - submitted_at < 20
     # and an approval wakes it too; SIGTERM while idle stops it at once
     approve_waiting([job.job_id])
     wait_until(lambda: JobState.objects.get(job_id=job.job_id).status == "done", timeout=20)
