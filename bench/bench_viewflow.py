@@ -41,6 +41,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -63,6 +64,9 @@ SIDES = ("eam", "viewflow")
 DATABASES = ("sqlite", "sqlite-equal", "postgresql")
 
 
+WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|WITH\b.*\b(INSERT|UPDATE|DELETE)\b)", re.I | re.S)
+
+
 class Counter:
     """Statements and commits one connection sends while it is entered.
 
@@ -71,7 +75,8 @@ class Counter:
     PostgreSQL, the BEGIN psycopg sends before a transaction's first statement. (bench_orchestrator's
     StatementCounter also adds one for each savepoint call and SQLite BEGIN, which the wrapper has
     already seen, so its figures are higher by those.)
-    Commits: each `_commit`, plus each INSERT/UPDATE/DELETE run outside a transaction (it commits alone).
+    Commits: each `_commit`, plus each write run outside a transaction (it commits alone): an INSERT, UPDATE
+    or DELETE, or a WITH whose parts write (EAM's append statement).
     """
 
     def __init__(self, connection):
@@ -79,7 +84,7 @@ class Counter:
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
-        if not self.connection.in_atomic_block and sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        if not self.connection.in_atomic_block and WRITE.match(sql):
             self.commits += 1
         return execute(sql, params, many, context)
 
@@ -115,7 +120,7 @@ def run_eam(n):
     from django.db import connection
 
     from jobs import services
-    from jobs.actors import Actor
+    from jobs.events import Actor
     from workflow.orchestrator import WorkerConfig, run_pass
 
     call_command("migrate", verbosity=0)
