@@ -84,7 +84,8 @@ def _quickly_valid(check, doc) -> bool:
         return False
 
 
-def _pointer(parts) -> str:
+def jsonjson_pointer(parts) -> str:
+    """The JSON pointer (RFC 6901) of the member at `parts` (keys and indexes): the one form of every error path."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
@@ -136,15 +137,15 @@ def _errors(validator, doc) -> list[dict]:
             # One error per missing member, pointing at the member itself.
             for member in error.validator_value:
                 if member not in error.instance:
-                    errors.append({"path": _pointer(path + [member]), "message": f"{member!r} is a required property"})
+                    errors.append({"path": json_pointer(path + [member]), "message": f"{member!r} is a required property"})
             continue
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = set(error.schema.get("properties", {}))
             for member in sorted(set(error.instance) - known):
-                errors.append({"path": _pointer(path + [member]), "message": f"unknown member {member!r}"})
+                errors.append({"path": json_pointer(path + [member]), "message": f"unknown member {member!r}"})
             continue
-        errors.append({"path": _pointer(path), "message": error.message})
-    errors += [{"path": _pointer(p), "message": "not a finite number"} for p in _non_finite(doc, [])]
+        errors.append({"path": json_pointer(path), "message": error.message})
+    errors += [{"path": json_pointer(p), "message": "not a finite number"} for p in _non_finite(doc, [])]
     return sorted(errors, key=lambda e: (e["path"], e["message"]))
 
 

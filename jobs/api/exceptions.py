@@ -12,6 +12,7 @@ from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from contracts import json_pointer
 from jobs.errors import DomainError
 from research import errors as research
 
@@ -52,10 +53,6 @@ def error_body(detail: str, code: str, errors: list[dict] | None = None) -> dict
     if errors:
         body["errors"] = errors
     return body
-
-
-def json_pointer(parts) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def pointer_errors(detail, parts=()) -> list[dict]:
