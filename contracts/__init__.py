@@ -84,7 +84,7 @@ def _quickly_valid(check, doc) -> bool:
         return False
 
 
-def jsonjson_pointer(parts) -> str:
+def json_pointer(parts) -> str:
     """The JSON pointer (RFC 6901) of the member at `parts` (keys and indexes): the one form of every error path."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
