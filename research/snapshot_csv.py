@@ -18,8 +18,9 @@ SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
 @dataclass(frozen=True)
-class PanelData:
-    """A rectangular panel of daily bars: dates (T,) and one (T, N) float64 array per field."""
+class Panel:
+    """A rectangular panel of daily bars: dates (T,) datetime64[D], symbols (N,) and one read-only (T, N)
+    float64 array per field; once loaded from a snapshot, also the snapshot's id and the file's sha256."""
 
     dates: np.ndarray
     symbols: tuple
@@ -28,6 +29,8 @@ class PanelData:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    snapshot_id: str = ""
+    sha256: str = ""
 
 
 def _line(index) -> int:
@@ -102,7 +105,7 @@ def _first(mask: np.ndarray):
     return int(hits[0]) if len(hits) else None
 
 
-def parse_ohlcv_csv(data: bytes) -> PanelData:
+def parse_ohlcv_csv(data: bytes) -> Panel:
     """Parse and check a long OHLCV CSV; SnapshotError naming the line and the problem if anything is off."""
     lines = _decode(data).splitlines()
     if not lines:
@@ -168,7 +171,7 @@ def _check_values(fields: dict, text: dict) -> None:
             )
 
 
-def _pivot(dates, names, codes, fields) -> PanelData:
+def _pivot(dates, names, codes, fields) -> Panel:
     unique_dates, date_index = np.unique(dates, return_inverse=True)
     T, N = len(unique_dates), len(names)
     per_date = np.bincount(date_index, minlength=T)
@@ -188,7 +191,7 @@ def _pivot(dates, names, codes, fields) -> PanelData:
         panel.setflags(write=False)
         arrays[name] = panel
     unique_dates.setflags(write=False)
-    return PanelData(dates=unique_dates, symbols=tuple(str(s) for s in names), **arrays)
+    return Panel(dates=unique_dates, symbols=tuple(str(s) for s in names), **arrays)
 
 
 def _number(value: float) -> str:
@@ -197,7 +200,7 @@ def _number(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def canonical_csv(panel: PanelData) -> bytes:
+def canonical_csv(panel: Panel) -> bytes:
     """The one byte form of a panel: header, rows by date then symbol, `\\n` line ends, shortest exact numbers."""
     T, N = panel.close.shape
     dates = np.repeat(np.datetime_as_string(panel.dates, unit="D"), N).tolist()

@@ -4,7 +4,7 @@ A snapshot is the pair (DataSnapshot row, `snapshots/<id>/ohlcv.csv`). The file 
 of the panel (see snapshot_csv), so the same data always has the same sha256 whatever the input's
 formatting. Nothing is written until the whole input has been checked.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -16,24 +16,9 @@ from .artifacts import read_artifact, write_artifact
 from .demo_data import demo_csv
 from .errors import ArtifactConflict, ArtifactNotFound, SnapshotError, SnapshotNotFound
 from .models import DataSnapshot, data_path
-from .snapshot_csv import PanelData, canonical_csv, parse_ohlcv_csv
+from .snapshot_csv import Panel, canonical_csv, parse_ohlcv_csv
 
 SNAPSHOT_ID = NAME_ID
-
-
-@dataclass(frozen=True)
-class Panel:
-    """The bars of one snapshot: dates (T,) datetime64[D], symbols (N,), read-only float64 (T, N) fields."""
-
-    snapshot_id: str
-    sha256: str
-    dates: np.ndarray
-    symbols: tuple
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -117,11 +102,11 @@ def _as_date(value: np.datetime64) -> date:
 # Parsed panels by sha256: the file is still read and hashed on every load, only parsing is skipped. Keyed by
 # content, an entry can never be stale, so nothing ever has to forget it. Parsing the demo snapshot costs a
 # compile or a run 40-130 ms; a snapshot's row, by contrast, is one query by primary key and is not kept.
-_PANELS: dict[str, PanelData] = {}
+_PANELS: dict[str, Panel] = {}
 _PANEL_CACHE_SIZE = 8
 
 
-def _remember(sha256: str, data: PanelData) -> PanelData:
+def _remember(sha256: str, data: Panel) -> Panel:
     if len(_PANELS) >= _PANEL_CACHE_SIZE:
         _PANELS.pop(next(iter(_PANELS)))
     _PANELS[sha256] = data
@@ -141,14 +126,4 @@ def load_panel(snapshot_id: str) -> Panel:
             f"snapshot {snapshot_id!r}: {row.data_path} has sha256 {sha256}, but {row.sha256} was recorded at ingest"
         )
     data = _PANELS.get(sha256) or _remember(sha256, parse_ohlcv_csv(content))
-    return Panel(
-        snapshot_id=snapshot_id,
-        sha256=sha256,
-        dates=data.dates,
-        symbols=data.symbols,
-        open=data.open,
-        high=data.high,
-        low=data.low,
-        close=data.close,
-        volume=data.volume,
-    )
+    return replace(data, snapshot_id=snapshot_id, sha256=sha256)
