@@ -6,7 +6,6 @@ from contracts import NAME_ID
 from .errors import InvalidInput, NotFound
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
-RUN_ID_RE = JOB_ID_RE
 NAME_ID_RE = NAME_ID
 
 
