@@ -1,8 +1,9 @@
-"""Reads of jobs, their artifacts, the registry, snapshots and policies, shaped as the API and the pages show
-them (a run's dossier is read in research.runs).
+"""Reads of jobs (lists, summaries, a job's detail and events, what a user may do) and of the reference lists
+beside them (the registry, snapshots, policies), shaped as the API and the pages show them.
 
 Every function runs a fixed number of queries whatever the number of jobs or events (no N+1), and checks
-ids against the allowlists before any lookup. Nothing here writes.
+ids against the allowlists before any lookup. Nothing here writes. A job's files are read in jobs.artifacts,
+a run's dossier in research.runs.
 """
 import base64
 import binascii
@@ -15,23 +16,21 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from contracts import sha256_hex
-from research import runs
-from research.artifacts import check_path, list_artifacts, read_artifact
-from research.dossier import dossier_root
-from research.errors import ArtifactNotFound
 from research.models import DataSnapshot, RegistryEntry
 from research.policies import four_eyes_required, list_policy_bundles
 from research.runs import iso
 
+from .artifacts import recorded_artifacts
 from .errors import InvalidInput, NotFound
 from .ids import check_job_id
 from .models import JobEvent, JobSpec, JobState
-from .pipelines import RESULT_EVENTS, TERMINAL_STATUSES, EventType, Status
+from .pipelines import TERMINAL_STATUSES, Status
 from .review import with_verdict
 from .roles import APPROVE, OPERATE
 
-ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
-RUN_ID_EVENTS = (str(EventType.RUNSPEC_COMPILED), str(EventType.RUN_COMPLETED))
+# jobs.api.views still reads these as `selectors.<name>`; they are jobs.artifacts'. Drop the line once that
+# module imports jobs.artifacts itself.
+from .artifacts import CONTENT_TYPES, job_artifact, job_artifacts  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -187,25 +186,6 @@ def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, us
     }
 
 
-def _recorded_artifacts(job_id: str, up_to_seq: int | None = None) -> tuple[list[dict], str | None, bool]:
-    """(artifacts the job's events record, its run id, whether its run completed): one query.
-
-    `up_to_seq` reads the log as it stood at that event, so that it agrees with a state read before.
-    """
-    rows = JobEvent.objects.filter(job_id=job_id, event_type__in=ARTIFACT_EVENTS)
-    if up_to_seq is not None:
-        rows = rows.filter(seq__lte=up_to_seq)
-    rows = rows.order_by("seq").values_list("seq", "event_type", "step", "payload")
-    artifacts, run_id, ran = [], None, False
-    for seq, event_type, step, payload in rows:
-        for ref in payload.get("artifacts") or []:
-            artifacts.append({**ref, "seq": seq, "event_type": event_type, "step": step})
-        if event_type in RUN_ID_EVENTS:
-            run_id = (payload.get("summary") or {}).get("run_id") or run_id
-        ran = ran or event_type == EventType.RUN_COMPLETED
-    return artifacts, run_id, ran
-
-
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
                   "lease_expires_at", "job__spec", "job__spec_sha256")
 CAN = ("can_approve", "can_reject", "can_retry", "can_cancel")
@@ -247,7 +227,7 @@ def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
     head = head or job_head(job_id=job_id, user=user)
     row = head.row
     summary = _summary(row, row["verdict"])
-    artifacts, run_id, _ = _recorded_artifacts(job_id, up_to_seq=row["last_seq"])
+    artifacts, run_id, _ = recorded_artifacts(job_id, up_to_seq=row["last_seq"])
     children = []
     if row["children"]:
         children = list(
@@ -301,13 +281,7 @@ def job_events(*, job_id: str, after_seq: int = 0, limit: int = 500) -> dict:
     }
 
 
-def job_run(job_id: str) -> tuple[str | None, bool]:
-    """(run id, whether the job's run completed) of an existing job."""
-    _, run_id, ran = _recorded_artifacts(job_id)
-    return run_id, ran
-
-
-# -- research records --------------------------------------------------------------------------------------
+# -- reference lists: the registry, snapshots, policies --------------------------------------------------------
 
 def registry_view(entry: RegistryEntry) -> dict:
     return {
@@ -365,79 +339,3 @@ def list_snapshots() -> list[dict]:
 def list_policies() -> list[dict]:
     default = settings.EAM_DEFAULT_POLICY_BUNDLE_ID
     return [{**bundle, "is_default": bundle["policy_bundle_id"] == default} for bundle in list_policy_bundles()]
-
-
-# -- a job's artifacts, and its run's dossier under `dossier/` ----------------------------------------------
-
-DOSSIER_ALIAS = "dossier"  # a job's artifact paths under this name are its run's dossier
-CONTENT_TYPES = {
-    ".json": "application/json",
-    ".jsonl": "application/x-ndjson",
-    ".csv": "text/csv; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-    ".md": "text/markdown; charset=utf-8",
-}
-
-
-@dataclass(frozen=True)
-class ArtifactFile:
-    path: str
-    storage_path: str
-    data: bytes
-
-    @property
-    def content_type(self) -> str:
-        name = self.path.rsplit("/", 1)[-1]
-        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-        return CONTENT_TYPES.get(suffix.lower(), "application/octet-stream")
-
-    def describe(self) -> dict:
-        return {"path": self.path, "storage_path": self.storage_path, "sha256": sha256_hex(self.data),
-                "bytes": len(self.data), "content_type": self.content_type}
-
-
-def _artifact_missing(path: str) -> NotFound:
-    return NotFound(f"no artifact {path}", code="artifact_not_found")
-
-
-def _folders(job_id: str) -> list[tuple[str, str]]:
-    """(alias prefix, storage folder) pairs a job's artifact paths map to: its own, then its dossier."""
-    folders = [("", f"jobs/{job_id}")]
-    run_id, ran = job_run(job_id)
-    if run_id and ran:
-        folders.append((f"{DOSSIER_ALIAS}/", dossier_root(run_id)))
-    return folders
-
-
-def job_artifacts(*, job_id: str) -> dict:
-    """Every file under `jobs/<job_id>/`, and the dossier once the job's run completed, with sha256 and size."""
-    get_job_state(job_id)
-    listed = []
-    for alias, folder in _folders(job_id):
-        for storage_path in list_artifacts(folder):
-            path = alias + storage_path[len(folder) + 1:]
-            if any(part.startswith(".") for part in path.split("/")):
-                continue
-            try:
-                data = read_artifact(storage_path, within=folder)
-            except ArtifactNotFound:
-                continue  # a symlink out of the folder: not this job's file
-            listed.append(ArtifactFile(path, storage_path, data).describe())
-    return {"job_id": job_id, "artifacts": listed}
-
-
-def job_artifact(*, job_id: str, path: str) -> ArtifactFile:
-    """One artifact of the job by its path relative to `jobs/<job_id>/` (or `dossier/...`); never outside."""
-    get_job_state(job_id)
-    check_path(path)  # UnsafePath (400) for `..`, absolute paths, backslashes, NUL, odd characters
-    if any(part.startswith(".") for part in path.split("/")):
-        raise _artifact_missing(path)
-    run_id, ran = job_run(job_id)
-    try:
-        if run_id and ran and path.startswith(f"{DOSSIER_ALIAS}/"):
-            inner = path[len(DOSSIER_ALIAS) + 1:]
-            return ArtifactFile(path, f"{dossier_root(run_id)}/{inner}", runs.dossier_file(run_id, inner))
-        folder = f"jobs/{job_id}"
-        return ArtifactFile(path, f"{folder}/{path}", read_artifact(f"{folder}/{path}", within=folder))
-    except ArtifactNotFound:
-        raise _artifact_missing(path) from None
