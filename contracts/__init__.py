@@ -5,6 +5,7 @@ This package imports nothing of the project's; everything else builds on it.
 import hashlib
 import json
 import re
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +21,13 @@ NAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 def canonical_json(doc) -> bytes:
     """The one byte form of a JSON document: sorted keys, no spaces, UTF-8, no NaN."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A moment as every answer shows it: ISO 8601, UTC written as Z."""
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def sha256_hex(data: bytes | str) -> str:

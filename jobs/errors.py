@@ -1,4 +1,5 @@
 """Domain errors raised by the services; every interface maps them (HTTP status, admin message, exit code)."""
+from research import errors as research
 
 
 class DomainError(Exception):
@@ -49,3 +50,23 @@ class NotImplementedYet(DomainError):
 
     status = 501
     code = "not_implemented"
+
+
+# Research errors a read can meet, as the domain error each stands for (same code, message and errors); any
+# other research error is the server's fault. The API's exception handler and the /ui pages both map by it.
+RESEARCH_ERRORS: tuple[tuple[type[research.ResearchError], type[DomainError]], ...] = (
+    (research.ArtifactNotFound, NotFound),
+    (research.SnapshotNotFound, NotFound),
+    (research.RunNotFound, NotFound),
+    (research.SegmentNotFound, NotFound),
+    (research.HoldoutHidden, NotFound),
+    (research.UnsafePath, InvalidInput),
+    (research.PolicyError, InvalidInput),
+    (research.CompileError, InvalidInput),
+)
+
+
+def from_research(exc: research.ResearchError) -> DomainError | None:
+    """The domain error `exc` stands for when a read meets it; None when it is the server's fault."""
+    kind = next((kind for cls, kind in RESEARCH_ERRORS if isinstance(exc, cls)), None)
+    return None if kind is None else kind(exc.message, code=exc.code, errors=exc.errors)

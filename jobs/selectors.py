@@ -1,14 +1,13 @@
-"""Reads of jobs, runs, the registry, snapshots and policies, shaped as the API and the pages show them.
+"""Reads of jobs (lists, summaries, a job's detail and events, what a user may do) and of the reference lists
+beside them (the registry, snapshots, policies), shaped as the API and the pages show them.
 
 Every function runs a fixed number of queries whatever the number of jobs or events (no N+1), and checks
-ids against the allowlists before any lookup. Nothing here writes.
+ids against the allowlists before any lookup. Nothing here writes. A job's files are read in jobs.artifacts,
+a run's dossier in research.runs.
 """
 import base64
 import binascii
-import csv
-import io
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,21 +15,15 @@ from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from contracts import sha256_hex
-from research.artifacts import check_path, list_artifacts, read_artifact
-from research.errors import ArtifactNotFound
+from contracts import iso, sha256_hex
 from research.models import DataSnapshot, RegistryEntry
 from research.policies import list_policy_bundles
 
 from . import services
+from .artifacts import recorded_artifacts
 from .errors import InvalidInput, NotFound
-from contracts import CONTENT_ID
 from .models import JobEvent, JobSpec, JobState
-from .pipelines import RESULT_EVENTS, EventType
 from .roles import APPROVE, OPERATE, held_by
-
-ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
-RUN_ID_EVENTS = (str(EventType.RUNSPEC_COMPILED), str(EventType.RUN_COMPLETED))
 
 
 @dataclass(frozen=True)
@@ -48,12 +41,6 @@ class JobFilters:
     waiting_step: str | None = None
     root_job_id: str | None = None
     snapshot_id: str | None = None
-
-
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 # -- cursors: opaque to clients, a JSON list of the sort key of the last row seen ----------------------------
@@ -160,23 +147,6 @@ def get_job_state(job_id: str) -> JobState:
         raise NotFound(f"job {job_id} not found", code="job_not_found") from None
 
 
-def _recorded_artifacts(job_id: str, up_to_seq: int | None = None) -> tuple[list[dict], str | None, bool]:
-    """(artifacts the job's events record, its run id, whether its run completed): one query.
-
-    `up_to_seq` reads the log as it stood at that event, so that it agrees with a state read before.
-    """
-    rows = JobEvent.objects.filter(job_id=job_id, event_type__in=ARTIFACT_EVENTS)
-    if up_to_seq is not None:
-        rows = rows.filter(seq__lte=up_to_seq)
-    rows = rows.order_by("seq").values_list("seq", "event_type", "step", "payload")
-    artifacts, run_id, ran = [], None, False
-    for seq, event_type, step, payload in rows:
-        for ref in payload.get("artifacts") or []:
-            artifacts.append({**ref, "seq": seq, "event_type": event_type, "step": step})
-        if event_type in RUN_ID_EVENTS:
-            run_id = (payload.get("summary") or {}).get("run_id") or run_id
-        ran = ran or event_type == EventType.RUN_COMPLETED
-    return artifacts, run_id, ran
 
 
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
@@ -222,7 +192,7 @@ def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
     head = head or job_head(job_id=job_id, user=user)
     row = head.row
     summary = _summary(row)
-    artifacts, run_id, _ = _recorded_artifacts(job_id, up_to_seq=row["last_seq"])
+    artifacts, run_id, _ = recorded_artifacts(job_id, up_to_seq=row["last_seq"])
     children = []
     if row["children"]:
         children = list(
@@ -276,13 +246,7 @@ def job_events(*, job_id: str, after_seq: int = 0, limit: int = 500) -> dict:
     }
 
 
-def job_run(job_id: str) -> tuple[str | None, bool]:
-    """(run id, whether the job's run completed) of an existing job."""
-    _, run_id, ran = _recorded_artifacts(job_id)
-    return run_id, ran
-
-
-# -- research records --------------------------------------------------------------------------------------
+# -- reference lists: the registry, snapshots, policies --------------------------------------------------------
 
 def registry_view(entry: RegistryEntry) -> dict:
     return {
@@ -318,14 +282,6 @@ def list_registry(
     return Page(results=[registry_view(entry) for entry in page], next_cursor=next_cursor)
 
 
-def run_trials(run_id: str) -> list[dict]:
-    """The registry's record of every job that evaluated this run: one query."""
-    return [
-        {"job_id": e.job_id, "verdict": e.verdict, "created_at": iso(e.created_at)}
-        for e in RegistryEntry.objects.filter(run_id=run_id).order_by("id")
-    ]
-
-
 def list_snapshots() -> list[dict]:
     return [
         {
@@ -348,179 +304,3 @@ def list_snapshots() -> list[dict]:
 def list_policies() -> list[dict]:
     default = settings.EAM_DEFAULT_POLICY_BUNDLE_ID
     return [{**bundle, "is_default": bundle["policy_bundle_id"] == default} for bundle in list_policy_bundles()]
-
-
-# -- artifacts and dossiers (files in STORAGES["artifacts"]) -----------------------------------------------
-
-DOSSIER_ALIAS = "dossier"  # a job's artifact paths under this name are its run's dossier
-CONTENT_TYPES = {
-    ".json": "application/json",
-    ".jsonl": "application/x-ndjson",
-    ".csv": "text/csv; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-    ".md": "text/markdown; charset=utf-8",
-}
-HIDDEN_PARTS = ("curve.csv", "trades.csv")
-# Columns of the dossier's CSV files that hold text or counts; every other cell is a float.
-TEXT_COLUMNS = frozenset({"date", "symbol", "entry_date", "exit_date"})
-INT_COLUMNS = frozenset({"bars"})
-
-
-@dataclass(frozen=True)
-class ArtifactFile:
-    path: str
-    storage_path: str
-    data: bytes
-
-    @property
-    def content_type(self) -> str:
-        name = self.path.rsplit("/", 1)[-1]
-        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-        return CONTENT_TYPES.get(suffix.lower(), "application/octet-stream")
-
-    def describe(self) -> dict:
-        return {"path": self.path, "storage_path": self.storage_path, "sha256": sha256_hex(self.data),
-                "bytes": len(self.data), "content_type": self.content_type}
-
-
-def _artifact_missing(path: str) -> NotFound:
-    return NotFound(f"no artifact {path}", code="artifact_not_found")
-
-
-def _read_confined(storage_path: str, folder: str, shown_as: str) -> bytes:
-    """The file's bytes if it lies in `folder` (symlinks included: research.artifacts confines); else 404."""
-    try:
-        return read_artifact(storage_path, within=folder)
-    except ArtifactNotFound:
-        raise _artifact_missing(shown_as) from None
-
-
-def _folders(job_id: str) -> list[tuple[str, str]]:
-    """(alias prefix, storage folder) pairs a job's artifact paths map to: its own, then its dossier."""
-    folders = [("", f"jobs/{job_id}")]
-    run_id, ran = job_run(job_id)
-    if run_id and ran:
-        folders.append((f"{DOSSIER_ALIAS}/", f"dossiers/{run_id}"))
-    return folders
-
-
-def job_artifacts(*, job_id: str) -> dict:
-    """Every file under `jobs/<job_id>/`, and the dossier once the job's run completed, with sha256 and size."""
-    get_job_state(job_id)
-    listed = []
-    for alias, folder in _folders(job_id):
-        for storage_path in list_artifacts(folder):
-            path = alias + storage_path[len(folder) + 1:]
-            if any(part.startswith(".") for part in path.split("/")):
-                continue
-            try:
-                data = read_artifact(storage_path, within=folder)
-            except ArtifactNotFound:
-                continue  # a symlink out of the folder: not this job's file
-            listed.append(ArtifactFile(path, storage_path, data).describe())
-    return {"job_id": job_id, "artifacts": listed}
-
-
-def job_artifact(*, job_id: str, path: str) -> ArtifactFile:
-    """One artifact of the job by its path relative to `jobs/<job_id>/` (or `dossier/...`); never outside."""
-    get_job_state(job_id)
-    check_path(path)  # UnsafePath (400) for `..`, absolute paths, backslashes, NUL, odd characters
-    if any(part.startswith(".") for part in path.split("/")):
-        raise _artifact_missing(path)
-    for alias, folder in reversed(_folders(job_id)):
-        if alias and not path.startswith(alias):
-            continue
-        storage_path = f"{folder}/{path[len(alias):]}"
-        if alias:
-            _refuse_holdout_detail(folder.split("/", 1)[1], path[len(alias):])
-        return ArtifactFile(path, storage_path, _read_confined(storage_path, folder, path))
-    raise _artifact_missing(path)  # pragma: no cover - the job's own folder matches every path
-
-
-def _refuse_holdout_detail(run_id: str, inner: str) -> None:
-    parts = inner.split("/")
-    if len(parts) == 3 and parts[0] == "segments" and parts[2] in HIDDEN_PARTS:
-        roles = {s["segment_id"]: s["role"] for s in _dossier_json(run_id, "dossier.json")["segments"]}
-        if roles.get(parts[1]) == "holdout":
-            raise NotFound("the holdout shows metrics only: no curve, no trades", code="holdout_hidden")
-
-
-def _check_run_id(run_id) -> str:
-    if not isinstance(run_id, str) or not CONTENT_ID.fullmatch(run_id):
-        raise NotFound("no such run: a run id is 12 lowercase hex characters", code="invalid_run_id")
-    return run_id
-
-
-def _dossier_json(run_id: str, name: str):
-    folder = f"dossiers/{run_id}"
-    try:
-        return json.loads(_read_confined(f"{folder}/{name}", folder, name))
-    except NotFound:
-        raise NotFound(f"run {run_id} not found", code="run_not_found") from None
-
-
-def run_detail(*, run_id: str) -> dict:
-    """The run's index, stitched out-of-sample metrics and per-segment headline metrics (holdout included:
-    metrics only), with the jobs that evaluated it."""
-    _check_run_id(run_id)
-    index = _dossier_json(run_id, "dossier.json")
-    metrics = _dossier_json(run_id, "metrics.json")
-    summary = _dossier_json(run_id, "segments_summary.json")
-    segments = [{**row, "has_curve": row.get("role") == "test"} for row in summary.get("segments", [])]
-    return {
-        "run_id": run_id,
-        "kernel_version": index.get("kernel_version"),
-        "snapshot_id": index.get("snapshot_id"),
-        "snapshot_sha256": index.get("snapshot_sha256"),
-        "policy_bundle_id": index.get("policy_bundle_id"),
-        "policy_bundle_sha256": index.get("policy_bundle_sha256"),
-        "holdout_visibility": index.get("holdout_visibility", "metrics_only"),
-        "metrics": {k: v for k, v in metrics.items() if k != "run_id"},
-        "segments": segments,
-        "test_segments": summary.get("test_segments"),
-        "positive_share": summary.get("positive_share"),
-        "trials": run_trials(run_id),
-    }
-
-
-def _csv_table(data: bytes) -> dict:
-    lines = list(csv.reader(io.StringIO(data.decode("utf-8"))))
-    if not lines:
-        return {"columns": [], "rows": []}
-    columns, body = lines[0], lines[1:]
-    kinds = ["text" if name in TEXT_COLUMNS else "int" if name in INT_COLUMNS else "float" for name in columns]
-    return {"columns": columns, "rows": [[_cell(v, kind) for v, kind in zip(row, kinds)] for row in body]}
-
-
-def _cell(value: str, kind: str):
-    if value == "" or kind == "text":
-        return value or None
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    if not math.isfinite(number):
-        return None
-    return int(number) if kind == "int" else number
-
-
-def run_segment(*, run_id: str, segment_id: str, part: str = "all") -> dict:
-    """One segment's metrics and, for test segments, its equity curve and trades. A holdout segment shows
-    its metrics only: asking for its curve or trades is NotFound `holdout_hidden`."""
-    _check_run_id(run_id)
-    roles = {s["segment_id"]: s["role"] for s in _dossier_json(run_id, "dossier.json")["segments"]}
-    if segment_id not in roles:
-        raise NotFound(f"run {run_id} has no segment {segment_id}", code="segment_not_found")
-    role = roles[segment_id]
-    if role == "holdout" and part in ("curve", "trades"):
-        raise NotFound("the holdout shows metrics only: no curve, no trades", code="holdout_hidden")
-    folder = f"dossiers/{run_id}"
-    base = f"{folder}/segments/{segment_id}"
-    view = {"run_id": run_id, "segment_id": segment_id, "role": role}
-    if part in ("all", "metrics"):
-        view["metrics"] = json.loads(_read_confined(f"{base}/metrics.json", folder, "metrics.json"))
-    if role == "test":
-        for name in ("curve", "trades"):
-            if part in ("all", name):
-                view[name] = _csv_table(_read_confined(f"{base}/{name}.csv", folder, f"{name}.csv"))
-    return view

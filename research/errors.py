@@ -64,3 +64,25 @@ class DossierError(ResearchError):
     """A dossier that is missing or does not match its own index."""
 
     code = "dossier_error"
+
+
+class RunNotFound(ResearchError):
+    """A run id with no dossier."""
+
+    code = "run_not_found"
+
+
+class InvalidRunId(RunNotFound):
+    """A run id that fails its allowlist (12 lowercase hex characters): no run can have it."""
+
+    code = "invalid_run_id"
+
+
+class SegmentNotFound(ResearchError):
+    code = "segment_not_found"
+
+
+class HoldoutHidden(ResearchError):
+    """A holdout segment's curve or trades: a holdout shows its metrics only."""
+
+    code = "holdout_hidden"

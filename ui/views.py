@@ -1,8 +1,8 @@
 """The reviewer's pages: job lists, a job's page, a run's page, and the sign-in pages around them.
 
-Reads go through jobs.selectors (and ui.selectors); the decisions are in ui.decisions. Every id in a URL
-is checked against its allowlist before any lookup, and a domain error is a page with its status, never
-a 500.
+Reads go through jobs.selectors, research.runs (a run's dossier) and ui.selectors; the decisions are in
+ui.decisions. Every id in a URL is checked against its allowlist before any lookup, and a domain error (or a
+research error a read can meet) is a page with its status, never a 500.
 """
 from functools import wraps
 
@@ -13,8 +13,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 
 from jobs import review, selectors
-from jobs.errors import DomainError, InvalidInput
+from jobs.errors import DomainError, InvalidInput, from_research
 from jobs.services import check_job_id
+from research import runs
+from research.errors import ResearchError
 
 from . import selectors as pages
 from .charts import equity_chart
@@ -36,6 +38,11 @@ def reader(view):
             return view(request, *args, **kwargs)
         except DomainError as error:
             return error_page(request, error)
+        except ResearchError as error:
+            domain = from_research(error)
+            if domain is None:
+                raise
+            return error_page(request, domain)
 
     return read
 
@@ -96,16 +103,13 @@ def job_detail(request, job_id):
 
 @reader
 def run_detail(request, run_id):
-    run = selectors.run_detail(run_id=run_id)
+    run = runs.run_detail(run_id=run_id)
     segments = run["segments"]
     default = next((s["segment_id"] for s in segments if s["has_curve"]), segments[0]["segment_id"] if segments else None)
     segment_id = request.GET.get("segment") or default
     segment, chart = None, None
     if segment_id is not None:
-        role = next((s["role"] for s in segments if s["segment_id"] == segment_id), None)
-        # A holdout is asked for its metrics only: the selectors refuse its curve, and so does this page.
-        segment = selectors.run_segment(run_id=run_id, segment_id=segment_id,
-                                        part="all" if role == "test" else "metrics")
+        segment = runs.run_segment(run_id=run_id, segment_id=segment_id)  # what the segment shows (a holdout: metrics)
         if "curve" in segment:
             chart = _chart(segment["curve"])
     return render(request, "ui/run_detail.html", {"run": run, "segment": segment, "chart": chart})

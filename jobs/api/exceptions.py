@@ -13,19 +13,10 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from contracts import json_pointer
-from jobs.errors import DomainError
-from research import errors as research
+from jobs.errors import DomainError, from_research
+from research.errors import ResearchError
 
 log = logging.getLogger(__name__)
-
-# Research errors an API read can meet, as (status, code); anything else of research is the server's fault.
-RESEARCH_STATUS: tuple[tuple[type, int], ...] = (
-    (research.ArtifactNotFound, 404),
-    (research.SnapshotNotFound, 404),
-    (research.UnsafePath, 400),
-    (research.PolicyError, 400),
-    (research.CompileError, 400),
-)
 
 # DRF exception class -> our stable code (checked in order: subclasses first).
 DRF_CODES: tuple[tuple[type, str], ...] = (
@@ -97,14 +88,14 @@ def _drf_response(exc: drf.APIException) -> Response:
 
 def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER. Returns None (a real 500, logged by Django) only for a bug of ours."""
-    if isinstance(exc, DomainError):
-        return Response(error_body(exc.detail, exc.code, exc.errors), status=exc.status)
-    if isinstance(exc, research.ResearchError):
-        status = next((status for cls, status in RESEARCH_STATUS if isinstance(exc, cls)), None)
-        if status is None:
+    if isinstance(exc, ResearchError):
+        domain = from_research(exc)
+        if domain is None:
             log.error("research error while serving %s", context.get("request"), exc_info=exc)
             return Response(error_body("the server could not read this result", "internal_error"), status=500)
-        return Response(error_body(exc.message, exc.code, exc.errors), status=status)
+        exc = domain
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.detail, exc.code, exc.errors), status=exc.status)
     if isinstance(exc, RequestDataTooBig):
         exc = BodyTooLarge()
     elif isinstance(exc, Http404):

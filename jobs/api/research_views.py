@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from jobs import selectors
 from jobs.errors import InvalidInput
+from research import runs
 
 from . import serializers as s
 from . import http
@@ -36,8 +37,8 @@ class RunApi(APIView):
             if query["part"] != "all":
                 raise InvalidInput("part needs a segment", code="invalid_query",
                                    errors=[{"path": "/part", "message": "only with segment"}])
-            return Response(selectors.run_detail(run_id=run_id))
-        return Response(selectors.run_segment(run_id=run_id, segment_id=segment, part=query["part"]))
+            return Response(runs.run_detail(run_id=run_id))
+        return Response(runs.run_segment(run_id=run_id, segment_id=segment, part=query["part"]))
 
 
 class RegistryApi(APIView):

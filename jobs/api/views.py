@@ -9,7 +9,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from jobs import selectors, services
+from jobs import artifacts, selectors, services
 from jobs.events import Actor
 from jobs.services import check_job_id
 from jobs.roles import APPROVE, OPERATE, SUBMIT
@@ -19,7 +19,7 @@ from . import http
 from .http import not_modified, read_body, read_query
 from .schema import IF_NONE_MATCH, JOB_ID, READS, WRITES, PagedAutoSchema, contract_schema, error_responses
 
-SELECTOR_CONTENT_TYPES = sorted(set(selectors.CONTENT_TYPES.values()) | {"application/octet-stream"})
+SELECTOR_CONTENT_TYPES = sorted(set(artifacts.CONTENT_TYPES.values()) | {"application/octet-stream"})
 
 
 def _tagged(response: HttpResponse, etag: str) -> HttpResponse:
@@ -137,7 +137,7 @@ class JobViewSet(viewsets.ViewSet):
     def artifacts(self, request, job_id=None):
         check_job_id(job_id)
         read_query(request, http.NoQuery)
-        return Response(selectors.job_artifacts(job_id=job_id))
+        return Response(artifacts.job_artifacts(job_id=job_id))
 
     @extend_schema(
         operation_id="jobs_artifact", summary="Download one artifact of a job", tags=["read"],
@@ -151,7 +151,7 @@ class JobViewSet(viewsets.ViewSet):
     def artifact(self, request, job_id=None, path=None):
         check_job_id(job_id)
         read_query(request, http.NoQuery)
-        found = selectors.job_artifact(job_id=job_id, path=path)
+        found = artifacts.job_artifact(job_id=job_id, path=path)
         response = HttpResponse(found.data, content_type=found.content_type)
         response["Content-Disposition"] = f'inline; filename="{path.rsplit("/", 1)[-1]}"'
         response["ETag"] = f'"{found.describe()["sha256"]}"'

@@ -1,0 +1,71 @@
+"""Reading a run: the dossier as reads show it, and the holdout rule (a holdout shows its metrics only)."""
+import shutil
+
+import pytest
+
+from research.compiler import compile_blueprint
+from research.dossier import run_dossier
+from research.errors import ArtifactNotFound, HoldoutHidden, InvalidRunId, RunNotFound, SegmentNotFound
+from research.runs import dossier_file, run_detail, run_segment, shows
+
+from ..builders import RESEARCH, a_blueprint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run_id(small_snapshot) -> str:
+    runspec, run_id = compile_blueprint(blueprint=a_blueprint(base=RESEARCH), snapshot_id="small_snap",
+                                        policy_bundle_id="default_v1")
+    run_dossier(runspec)
+    return run_id
+
+
+def test_the_holdout_rule():
+    assert [part for part in ("metrics", "curve", "trades") if shows("holdout", part)] == ["metrics"]
+    assert [part for part in ("metrics", "curve", "trades") if shows("test", part)] == ["metrics", "curve", "trades"]
+
+
+def test_a_run_lists_its_segments_and_which_have_a_curve(run_id):
+    run = run_detail(run_id=run_id)
+
+    roles = {s["segment_id"]: (s["role"], s["has_curve"]) for s in run["segments"]}
+    assert roles.pop("holdout") == ("holdout", False)
+    assert roles and set(roles.values()) == {("test", True)}
+    assert run["trials"] == []  # no job has recorded it yet
+
+
+def test_a_test_segment_shows_metrics_curve_and_trades(run_id):
+    segment = run_segment(run_id=run_id, segment_id="seg_001")
+
+    assert list(segment) == ["run_id", "segment_id", "role", "metrics", "curve", "trades"]
+    assert segment["curve"]["columns"][0] == "date" and segment["curve"]["rows"]
+    assert run_segment(run_id=run_id, segment_id="seg_001", part="trades").keys() == {
+        "run_id", "segment_id", "role", "trades"}
+
+
+def test_a_holdout_shows_its_metrics_only(run_id):
+    assert list(run_segment(run_id=run_id, segment_id="holdout")) == ["run_id", "segment_id", "role", "metrics"]
+    for part in ("curve", "trades"):
+        with pytest.raises(HoldoutHidden, match="metrics only"):
+            run_segment(run_id=run_id, segment_id="holdout", part=part)
+        with pytest.raises(HoldoutHidden):
+            dossier_file(run_id, f"segments/holdout/{part}.csv")
+    assert dossier_file(run_id, "segments/holdout/metrics.json").startswith(b"{")
+    assert dossier_file(run_id, "segments/seg_001/curve.csv").startswith(b"date,")
+
+
+def test_unknown_runs_segments_and_files_are_not_found(run_id, artifact_root):
+    with pytest.raises(InvalidRunId, match="12 lowercase hex"):
+        run_detail(run_id="../etc")
+    with pytest.raises(RunNotFound, match="run 0123456789ab not found"):
+        run_detail(run_id="0123456789ab")
+    with pytest.raises(SegmentNotFound, match="has no segment seg_999"):
+        run_segment(run_id=run_id, segment_id="seg_999")
+    with pytest.raises(ArtifactNotFound, match="no artifact segments/seg_999/curve.csv"):
+        dossier_file(run_id, "segments/seg_999/curve.csv")
+
+    # a dossier whose segment files went missing: the file is not found, under the name the reader asked for
+    shutil.rmtree(artifact_root / f"dossiers/{run_id}/segments/seg_001")
+    with pytest.raises(ArtifactNotFound, match="no artifact metrics.json"):
+        run_segment(run_id=run_id, segment_id="seg_001")
