@@ -10,6 +10,7 @@ from typing import Mapping
 from .pipelines import (
     PIPELINES,
     RESULT_EVENTS,
+    RUNNABLE_STATUSES,
     SUBMIT_EVENTS,
     TERMINAL_STATUSES,
     Checkpoint,
@@ -97,7 +98,7 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
     current = _current_stage(state)
 
     if etype == EventType.STEP_STARTED:
-        _require(state.status in (Status.QUEUED, Status.RUNNING), f"cannot start a step while {state.status}")
+        _require(state.status in RUNNABLE_STATUSES, f"cannot start a step while {state.status}")
         _require(state.next_step is not None and step == state.next_step, f"step {step!r} is not due")
         if state.status == Status.RUNNING:
             _require(bool(payload.get("recovered_from")), "a running step may only be taken over with recovered_from")
@@ -136,7 +137,7 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
 
     if etype == EventType.ERROR:
         _require(
-            state.status in (Status.QUEUED, Status.RUNNING) and step == state.next_step,
+            state.status in RUNNABLE_STATUSES and step == state.next_step,
             f"ERROR for step {step!r}, which is not due",
         )
         return replace(

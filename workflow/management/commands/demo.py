@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from jobs import services
 from jobs.events import Actor
 from jobs.models import JobSpec
+from jobs.pipelines import Status
 from research.artifacts import read_json_artifact
 from research.dossier import dossier_root
 from workflow.executors._paths import gate_results_path
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         self.stdout.write(f"\n== approving as {reviewer.username}")
         for job in jobs:
             job.state.refresh_from_db()
-            if job.state.status == "waiting_approval":
+            if job.state.status == Status.WAITING_APPROVAL:
                 event = services.approve(job_id=job.job_id, step=job.state.waiting_step, actor=Actor.user(reviewer),
                                          comment="demo approval", artifact_sha256=job.state.review_sha256)
                 self.stdout.write(f"{job.job_id} {event.step} approved")
@@ -64,7 +65,7 @@ class Command(BaseCommand):
         self.stdout.write("-" * len(header))
         for job in JobSpec.objects.filter(job_id__in=[j.job_id for j in jobs]).select_related("state"):
             verdict, metrics = "-", {}
-            if job.state.status == "done":
+            if job.state.status == Status.DONE:
                 gates = read_json_artifact(gate_results_path(job.job_id))
                 verdict = gates["verdict"]
                 metrics = read_json_artifact(f"{dossier_root(gates['run_id'])}/metrics.json")["oos"]
