@@ -100,6 +100,5 @@ SUBMIT_EVENTS: dict[Kind, EventType] = {
     Kind.IDEA: EventType.IDEA_SUBMITTED,
 }
 CHECKPOINT_NAMES = frozenset(s.name for p in PIPELINES.values() for s in p if isinstance(s, Checkpoint))
-STEP_NAMES = frozenset(s.name for p in PIPELINES.values() for s in p if isinstance(s, Step))
 RESULT_EVENTS = frozenset(s.result_event for p in PIPELINES.values() for s in p if isinstance(s, Step))
 EVENT_SCHEMA = "job_event_v2"
