@@ -16,6 +16,7 @@ Statements per job are counted in-process with one worker (BEGIN, COMMIT and SAV
 """
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,42 +45,52 @@ def blueprints(n):
         }
 
 
+WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|WITH\b.*\b(INSERT|UPDATE|DELETE)\b)", re.I | re.S)
+
+
 class StatementCounter:
-    """Counts every statement the connection sends, plus the transaction boundaries Django issues itself."""
+    """Statements and commits one connection sends while it is entered.
+
+    Statements: each one the execute_wrapper sees (SQLite's BEGIN and every SAVEPOINT/RELEASE pass through
+    it), plus what the driver sends by itself: the COMMIT or ROLLBACK of `_commit`/`_rollback` and, on
+    PostgreSQL, the BEGIN psycopg sends before a transaction's first statement.
+    Commits: each `_commit`, plus each write run outside a transaction (it commits alone): an INSERT, UPDATE
+    or DELETE, or a WITH whose parts write (EAM's append statement).
+    """
 
     def __init__(self, connection):
-        self.connection, self.count = connection, 0
+        self.connection, self.count, self.commits = connection, 0, 0
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
+        if not self.connection.in_atomic_block and WRITE.match(sql):
+            self.commits += 1
         return execute(sql, params, many, context)
 
     def __enter__(self):
         conn = self.connection
-        self._patched = {}
-        for name in ("_commit", "_rollback", "_savepoint", "_savepoint_commit", "_savepoint_rollback",
-                     "_start_transaction_under_autocommit"):
-            original = getattr(conn, name, None)
-            if original is None:
-                continue
-            self._patched[name] = original
+        step = 2 if conn.vendor == "postgresql" else 1  # psycopg's own BEGIN, then the COMMIT/ROLLBACK
+        self._originals = {name: getattr(conn, name) for name in ("_commit", "_rollback")}
 
-            # PostgreSQL opens each transaction with an implicit BEGIN that the driver sends itself.
-            step = 2 if conn.vendor == "postgresql" and name in ("_commit", "_rollback") else 1
+        def commit(*a, **k):
+            self.count += step
+            self.commits += 1
+            return self._originals["_commit"](*a, **k)
 
-            def wrapped(*a, _original=original, _step=step, **k):
-                self.count += _step
-                return _original(*a, **k)
+        def rollback(*a, **k):
+            self.count += step
+            return self._originals["_rollback"](*a, **k)
 
-            setattr(conn, name, wrapped)
+        conn._commit, conn._rollback = commit, rollback
         self._wrapper = conn.execute_wrapper(self)
         self._wrapper.__enter__()
         return self
 
     def __exit__(self, *exc):
         self._wrapper.__exit__(*exc)
-        for name, original in self._patched.items():
+        for name, original in self._originals.items():
             setattr(self.connection, name, original)
+
 
 
 NOOP_EXECUTORS = ",".join(f"{step}=bench.noop_steps.execute" for step in ("compile", "run", "gates", "registry"))

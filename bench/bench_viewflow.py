@@ -27,7 +27,7 @@ databases created and dropped through the `postgres` database):
   postgresql    127.0.0.1:5432, user postgres, trust auth (BENCH_PG_URL overrides), Django's defaults.
 The two sides alternate within each round, the first side swapping from round to round.
 
-Statements are counted in each process as bench_orchestrator's StatementCounter does (a connection
+Statements are counted in each process by bench_orchestrator's StatementCounter (a connection
 execute_wrapper, plus the BEGIN/COMMIT the driver sends by itself), each statement once (see Counter).
 Commits are counted by wrapping the connection's _commit (each transaction Django commits), plus every
 INSERT/UPDATE/DELETE run outside a transaction (autocommit: it commits on its own); not from
@@ -41,7 +41,6 @@ import argparse
 import io
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -53,7 +52,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_orchestrator import NOOP_EXECUTORS, blueprints  # noqa: E402
+from bench.bench_orchestrator import NOOP_EXECUTORS, StatementCounter, blueprints  # noqa: E402
 
 VENV = ROOT / "var" / "bench-viewflow-venv"
 VIEWFLOW_PINS = ("django-viewflow==2.4.0", "Django==5.2.19", "psycopg[binary]==3.2.10")
@@ -62,55 +61,6 @@ SNAPSHOT = "bench_snap"
 CHECKPOINT = "runspec"  # the blueprint pipeline's human checkpoint (docs/api.md)
 SIDES = ("eam", "viewflow")
 DATABASES = ("sqlite", "sqlite-equal", "postgresql")
-
-
-WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|WITH\b.*\b(INSERT|UPDATE|DELETE)\b)", re.I | re.S)
-
-
-class Counter:
-    """Statements and commits one connection sends while it is entered.
-
-    Statements: each one the execute_wrapper sees (SQLite's BEGIN and every SAVEPOINT/RELEASE pass through
-    it), plus what the driver sends by itself: the COMMIT or ROLLBACK of `_commit`/`_rollback` and, on
-    PostgreSQL, the BEGIN psycopg sends before a transaction's first statement. (bench_orchestrator's
-    StatementCounter also adds one for each savepoint call and SQLite BEGIN, which the wrapper has
-    already seen, so its figures are higher by those.)
-    Commits: each `_commit`, plus each write run outside a transaction (it commits alone): an INSERT, UPDATE
-    or DELETE, or a WITH whose parts write (EAM's append statement).
-    """
-
-    def __init__(self, connection):
-        self.connection, self.count, self.commits = connection, 0, 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        if not self.connection.in_atomic_block and WRITE.match(sql):
-            self.commits += 1
-        return execute(sql, params, many, context)
-
-    def __enter__(self):
-        conn = self.connection
-        step = 2 if conn.vendor == "postgresql" else 1  # psycopg's own BEGIN, then the COMMIT/ROLLBACK
-        self._originals = {name: getattr(conn, name) for name in ("_commit", "_rollback")}
-
-        def commit(*a, **k):
-            self.count += step
-            self.commits += 1
-            return self._originals["_commit"](*a, **k)
-
-        def rollback(*a, **k):
-            self.count += step
-            return self._originals["_rollback"](*a, **k)
-
-        conn._commit, conn._rollback = commit, rollback
-        self._wrapper = conn.execute_wrapper(self)
-        self._wrapper.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._wrapper.__exit__(*exc)
-        for name, original in self._originals.items():
-            setattr(self.connection, name, original)
 
 
 # ---- the two sides, each run as a child process in its own virtual environment ----
@@ -127,7 +77,7 @@ def run_eam(n):
     call_command("demo_ingest", snapshot_id=SNAPSHOT, stdout=io.StringIO())  # submit refuses unknown snapshots
     submitter, reviewer = Actor("user", "bench-submitter"), Actor("user", "bench-reviewer")
     config = WorkerConfig.from_settings("bench-0")
-    with Counter(connection) as counter:
+    with StatementCounter(connection) as counter:
         started = time.perf_counter()
         ids = [services.submit_blueprint(blueprint=bp, snapshot_id=SNAPSHOT, actor=submitter)[0].job_id
                for bp in blueprints(n)]
@@ -152,7 +102,7 @@ def run_viewflow(n):
     call_command("migrate", verbosity=0)
     reviewer = User.objects.create(username="bench-reviewer")
     approve = BlueprintFlow.approve
-    with Counter(connection) as counter:
+    with StatementCounter(connection) as counter:
         started = time.perf_counter()
         for bp in blueprints(n):
             BlueprintFlow.start.run(blueprint=bp)  # compile runs inside, then the approve task waits
