@@ -216,3 +216,30 @@ def test_a_deactivated_users_token_is_refused_on_the_next_request(people):
     assert client.get(f"/jobs/{job.job_id}").status_code == 200
     type(people.reviewer).objects.filter(pk=people.reviewer.pk).update(is_active=False)  # no signal sent
     assert_error(client.get(f"/jobs/{job.job_id}"), 401, "authentication_failed")
+
+
+def test_a_lost_permission_counts_on_the_next_request(people):
+    from django.contrib.auth.models import Group
+
+    job = waiting_job(people.submitter, "lost-permission")
+    client = client_for(people.reviewer)
+    assert client.get(f"/jobs/{job.job_id}").json()["can_approve"] is True
+
+    people.reviewer.groups.remove(Group.objects.get(name="reviewers"))
+
+    assert client.get(f"/jobs/{job.job_id}").json()["can_approve"] is False
+    before = counts()
+    assert_error(post_json(client, f"/jobs/{job.job_id}/approve?step=runspec", {}), 403, "permission_denied")
+    assert counts() == before
+
+
+def test_a_group_losing_its_permission_counts_on_the_next_request(people):
+    from django.contrib.auth.models import Group
+
+    job = waiting_job(people.submitter, "group-permission")
+    client = client_for(people.reviewer)
+    assert client.get(f"/jobs/{job.job_id}").json()["can_approve"] is True
+
+    Group.objects.get(name="reviewers").permissions.clear()
+
+    assert client.get(f"/jobs/{job.job_id}").json()["can_approve"] is False
