@@ -215,7 +215,7 @@ def approve(
     return _command(job_id, decide)
 
 
-def reject(*, job_id: str, step: str, actor: Actor, reason: str) -> JobEvent:
+def reject(*, job_id: str, step: str, actor: Actor, reason: str = "") -> JobEvent:
     """Reject the checkpoint the job waits at; the job ends. A reason is required."""
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("a rejection needs a reason", code="reason_required",

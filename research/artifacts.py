@@ -235,6 +235,9 @@ def _compare(path: str, existing: bytes, data: bytes) -> None:
         )
 
 
+NAME_MAX = 255  # bytes in one name of a path, on the file systems artifacts are kept on
+
+
 def read_artifact(path: str, *, within: str | None = None) -> bytes:
     """The bytes at `path`. With `within` (a folder such as `jobs/<job_id>`), the one confinement every
     reader of a job's or run's files goes through: a path outside that folder, directly or through a
@@ -242,6 +245,8 @@ def read_artifact(path: str, *, within: str | None = None) -> bytes:
     check_path(path)
     if within is not None and not path.startswith(check_path(within) + "/"):
         raise ArtifactNotFound(f"artifact {path} is outside {within}")
+    if any(len(part.encode()) > NAME_MAX for part in path.split("/")):
+        raise ArtifactNotFound(f"artifact {path[:300]}… does not exist: a name of more than {NAME_MAX} bytes")
     storage = artifact_storage()
     if isinstance(storage, FileSystemStorage):
         target = _local_path(storage, path, _checked_folders(), within)
@@ -259,19 +264,32 @@ def read_json_artifact(path: str):
 
 
 def list_artifacts(prefix: str) -> list[str]:
-    """Every file under the folder `prefix`, as sorted storage paths (temporary files excluded)."""
+    """Every file under the folder `prefix`, as sorted storage paths (temporary files excluded). A symlink is
+    not followed and not listed (nothing EAM writes is one), nor is a name no artifact path could have."""
     check_path(prefix)
     storage = artifact_storage()
+    local = isinstance(storage, FileSystemStorage)
     found = []
+
+    def ours(folder: str, name: str) -> bool:
+        path = f"{folder}/{name}"
+        if local and os.path.islink(storage.path(path)):
+            return False
+        try:
+            check_path(path)
+        except UnsafePath:
+            return False
+        return True
 
     def walk(folder: str) -> None:
         try:
             dirs, files = storage.listdir(folder)
         except FileNotFoundError:
             return
-        found.extend(f"{folder}/{name}" for name in files if not name.startswith(".tmp-"))
+        found.extend(f"{folder}/{name}" for name in files if not name.startswith(".tmp-") and ours(folder, name))
         for name in dirs:
-            walk(f"{folder}/{name}")
+            if ours(folder, name):
+                walk(f"{folder}/{name}")
 
     walk(prefix)
     return sorted(found)

@@ -15,21 +15,23 @@ content negotiation that never refuses to answer, who may call what, and validat
 import io
 import json
 import math
+import re
 from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
-from django.utils.http import parse_etags
+from django.utils.http import parse_etags, parse_header_parameters
+from rest_framework import serializers
 from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
-from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
-from jobs.errors import InvalidInput
 from contracts import CONTENT_ID, NAME_ID
+from jobs.errors import InvalidInput
 from jobs.pipelines import CHECKPOINT_NAMES, Kind, Status
+from research.strategies import FAMILIES
 
 from .exceptions import error_body, pointer_errors
 
@@ -39,9 +41,9 @@ MAX_DEPTH = 64
 # -- the body size limit ---------------------------------------------------------------------------------------
 
 def _refuse(status: int, detail: str, code: str) -> JsonResponse:
-    response = JsonResponse(error_body(detail, code), status=status)
-    response["Connection"] = "close"  # the unread body must not be taken for the next request
-    return response
+    # No `Connection: close`: WSGI forbids an application to send hop-by-hop headers (runserver answers a 500
+    # for it). The server deals with the body left unread: runserver reads and drops it, gunicorn skips it.
+    return JsonResponse(error_body(detail, code), status=status)
 
 
 class BodySizeLimitMiddleware:
@@ -167,6 +169,15 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
     instead of 406, so an odd Accept header never hides an error body or a result. A view with one renderer
     (every API view: JSON only) answers with it at once."""
 
+    def select_parser(self, request, parsers):
+        """JSON only, named exactly (`*/*` or `application/*` is not a JSON body) and in UTF-8 (or no charset):
+        anything else is left to DRF's 415 `unsupported_media_type`."""
+        media_type, options = parse_header_parameters(request.content_type or "")
+        charset = options.get("charset", "utf-8").lower()
+        if media_type.lower() != StrictJSONParser.media_type or charset not in ("utf-8", "utf8"):
+            return None
+        return next((parser for parser in parsers if parser.media_type == StrictJSONParser.media_type), None)
+
     def select_renderer(self, request, renderers, format_suffix=None):
         if len(renderers) == 1:
             return renderers[0], renderers[0].media_type  # JSON whatever Accept says: no header to parse
@@ -219,10 +230,17 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictRegexField(serializers.RegexField):
+    """The whole value must match, as given: no blanks trimmed, and no trailing newline let through (which a
+    pattern's `$` allows)."""
+
+    def __init__(self, regex, **kwargs):
+        super().__init__(regex, trim_whitespace=False, **kwargs)
+        self.pattern = re.compile(regex) if isinstance(regex, str) else regex
+
     def to_internal_value(self, data):
-        if not isinstance(data, str):
+        if not isinstance(data, str) or not self.pattern.fullmatch(data):
             self.fail("invalid")
-        return super().to_internal_value(data)
+        return data
 
 
 class StrictInput(serializers.Serializer):
@@ -244,7 +262,8 @@ class ApproveInput(StrictInput):
 
 
 class RejectInput(StrictInput):
-    reason = StrictCharField(max_length=TEXT_LIMIT)
+    # Optional here: the service refuses a missing or blank reason with its own code, `reason_required`.
+    reason = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT)
 
 
 class OperatorInput(StrictInput):
@@ -289,7 +308,7 @@ class RegistryQuery(PageQuery):
     root_job_id = StrictRegexField(CONTENT_ID.pattern, required=False)
     job_id = StrictRegexField(CONTENT_ID.pattern, required=False)
     run_id = StrictRegexField(CONTENT_ID.pattern, required=False)
-    family = StrictRegexField(NAME_ID.pattern, required=False)
+    family = serializers.ChoiceField(choices=sorted(FAMILIES), required=False)
 
 
 class RunQuery(StrictInput):
@@ -307,11 +326,18 @@ def read_query(request, serializer_class) -> dict:
     """The validated query parameters; unknown ones are refused like invalid ones."""
     if not request.META.get("QUERY_STRING") and not serializer_class._declared_fields:
         return {}  # nothing to check (a job's detail, read most often, takes no parameter)
+    repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
+    if repeated:
+        errors = [{"path": f"/{name}", "message": "given more than once"} for name in repeated]
+        raise InvalidInput(f"query parameters given more than once: {', '.join(repeated)}", code="invalid_query",
+                           errors=errors)
     serializer = serializer_class(data=request.query_params.dict())
     if not serializer.is_valid():
         errors = pointer_errors(serializer.errors)
         summary = "; ".join(f"{e['path'].lstrip('/')}: {e['message']}" for e in errors[:5])
-        code = QUERY_CODES.get(errors[0]["path"], "invalid_query")
+        first = errors[0]["path"]
+        # A parameter's own code only where the operation takes that parameter; an unexpected one is a query error.
+        code = QUERY_CODES.get(first, "invalid_query") if first[1:] in serializer_class._declared_fields else "invalid_query"
         raise InvalidInput(f"invalid query parameters: {summary}", code=code, errors=errors)
     return serializer.validated_data
 

@@ -19,12 +19,13 @@ ERROR_MEANINGS = {
     404: "unknown or malformed id, or nothing at that path",
     405: "method not allowed",
     409: "conflict with the job's state (`not_waiting`, `stale_review`, `not_in_error`, `job_ended`, ...)",
+    411: "a chunked body on a server that cannot tell where it ends (`length_required`)",
     413: "request body larger than EAM_MAX_BODY_BYTES",
     415: "request body is not application/json",
     501: "not available yet (`not_implemented`: idea jobs, until their agents exist)",
 }
 READS = (400, 401, 403, 404, 413)
-WRITES = (400, 401, 403, 404, 409, 413, 415)
+WRITES = (400, 401, 403, 404, 409, 411, 413, 415)
 
 
 def error_responses(*statuses: int) -> dict:

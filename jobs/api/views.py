@@ -142,9 +142,11 @@ class JobViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="jobs_artifact", summary="Download one artifact of a job", tags=["read"],
         parameters=[JOB_ID, OpenApiParameter("path", str, OpenApiParameter.PATH,
-                                             description="as listed: e.g. outputs/runspec.json, dossier/metrics.json")],
+                                             description="as listed: e.g. outputs/runspec.json, dossier/metrics.json"),
+                    IF_NONE_MATCH],
         responses={**{(200, media): OpenApiTypes.ANY if media == "application/json" else OpenApiTypes.BINARY
                       for media in SELECTOR_CONTENT_TYPES},
+                   304: OpenApiResponse(description="If-None-Match names the artifact's ETag (its sha256)"),
                    **error_responses(*READS)},
     )
     @action(detail=True, methods=["get"], url_path=r"artifacts/(?P<path>.+)", url_name="artifact")
@@ -152,10 +154,12 @@ class JobViewSet(viewsets.ViewSet):
         check_job_id(job_id)
         read_query(request, http.NoQuery)
         found = artifacts.job_artifact(job_id=job_id, path=path)
+        etag = f'"{found.describe()["sha256"]}"'
+        if not_modified(request, etag):
+            return _tagged(HttpResponseNotModified(), etag)
         response = HttpResponse(found.data, content_type=found.content_type)
         response["Content-Disposition"] = f'inline; filename="{path.rsplit("/", 1)[-1]}"'
-        response["ETag"] = f'"{found.describe()["sha256"]}"'
-        return response
+        return _tagged(response, etag)
 
     # -- review and operate ----------------------------------------------------------------------------------
 

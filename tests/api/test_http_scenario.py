@@ -7,7 +7,6 @@ the gate verdict, the dossier metrics, and runspec.json whose sha256 is the one 
 import base64
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ from rest_framework.authtoken.models import Token
 from jobs.roles import ensure_roles
 
 from ..builders import a_blueprint, a_user
+from .conftest import serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = "api_http_snap"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def manage(env, *args, timeout=600) -> str:
@@ -67,34 +61,8 @@ class Client:
 
 @pytest.fixture
 def server(process_env, tmp_path):
-    """`manage.py runserver` on a free loopback port, on this test's database; stopped afterwards."""
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=REPO_ROOT, env=process_env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-        time.sleep(0.2)
-    try:
+    with serving("runserver", process_env, tmp_path) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.mark.slow
