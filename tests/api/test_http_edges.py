@@ -111,7 +111,6 @@ def get(path: str, token: str, *headers: str) -> str:
 def test_every_refusal_is_a_json_4xx_with_its_code(server, given):
     kind, base = server
     token, job_id = given
-    blueprint = json.dumps(a_blueprint(name="edge")).encode()
     body = b'{"comment": "fine"}'
     approve = f"/jobs/{job_id}/approve?step=runspec"
     json_type = "Content-Type: application/json"

@@ -9,7 +9,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
