@@ -1,8 +1,8 @@
 """The guard triggers, as SQL for SQLite and PostgreSQL, and the list of tables they protect.
 
 Every guarded table refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL). On SQLite a BEFORE INSERT
-trigger also refuses an insert whose primary key already exists, so `INSERT OR REPLACE` cannot overwrite
-a row. A table with a per-parent sequence (`seq_scope`) refuses any insert whose seq is not last+1.
+trigger also refuses an insert whose primary key, or any other unique key, already exists, so `INSERT OR
+REPLACE` (whose delete of the conflicting row fires no delete trigger) cannot remove a row. A table with a per-parent sequence (`seq_scope`) refuses any insert whose seq is not last+1.
 """
 from dataclasses import dataclass
 
@@ -11,12 +11,13 @@ GUARD_PREFIX = "eam_guard_"
 
 @dataclass(frozen=True)
 class GuardedTable:
-    """One insert-only table: its name, primary key column and optional gapless sequence."""
+    """One insert-only table: its name, primary key column, other unique keys and optional gapless sequence."""
 
     table: str
     pk: str
     seq_column: str | None = None
     seq_scope: str | None = None
+    unique: tuple[tuple[str, ...], ...] = ()
 
     def trigger_names(self, vendor: str) -> list[str]:
         names = [f"{GUARD_PREFIX}{self.table}_no_update", f"{GUARD_PREFIX}{self.table}_no_delete"]
@@ -46,7 +47,7 @@ def _sqlite_statements(g: GuardedTable) -> list[str]:
         f"CREATE TRIGGER IF NOT EXISTS {p}{t}_no_delete BEFORE DELETE ON {t} "
         f"BEGIN SELECT RAISE(ABORT, '{t} is insert-only: DELETE refused'); END",
         f"CREATE TRIGGER IF NOT EXISTS {p}{t}_no_replace BEFORE INSERT ON {t} "
-        f"WHEN EXISTS (SELECT 1 FROM {t} WHERE {g.pk} = NEW.{g.pk}) "
+        f"WHEN {' OR '.join(_exists(t, key) for key in ((g.pk,), *g.unique))} "
         f"BEGIN SELECT RAISE(ABORT, '{t} is insert-only: a row with this key exists'); END",
     ]
     if g.seq_column:
@@ -57,6 +58,11 @@ def _sqlite_statements(g: GuardedTable) -> list[str]:
             f"BEGIN SELECT RAISE(ABORT, '{t}: {c} must be the last {c} + 1'); END"
         )
     return stmts
+
+
+def _exists(table: str, key: tuple[str, ...]) -> str:
+    matches = " AND ".join(f"{column} = NEW.{column}" for column in key)
+    return f"EXISTS (SELECT 1 FROM {table} WHERE {matches})"
 
 
 _PG_REFUSE_FUNCTION = f"""
@@ -141,6 +147,19 @@ def existing_triggers(connection) -> set[str]:
         else:
             cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s", [GUARD_PREFIX + "%"])
         return {row[0] for row in cursor.fetchall()}
+
+
+def reinstall_operation(guarded: GuardedTable):
+    """A migration operation that drops and installs again the guards of one table on SQLite, where they are
+    created `IF NOT EXISTS`: for a database whose triggers an earlier definition created."""
+    from django.db import migrations
+
+    def forwards(apps, schema_editor):
+        if schema_editor.connection.vendor == "sqlite":
+            uninstall(schema_editor.connection, guarded)
+            install(schema_editor.connection, guarded)
+
+    return migrations.RunPython(forwards, migrations.RunPython.noop, elidable=False)
 
 
 def install_operation(guarded: GuardedTable):

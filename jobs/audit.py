@@ -2,7 +2,7 @@
 between the events and the JobState projection."""
 from dataclasses import dataclass
 
-from contracts import validate_event
+from contracts import canonical_json, content_id, sha256_hex, validate_event
 
 from .events import chain_hash, document_of, projection_fields
 from .models import JobEvent, JobSpec, JobState
@@ -63,14 +63,34 @@ def verify_chain(job_id: str, rows: list[JobEvent], state_row: JobState | None) 
     return findings
 
 
+def verify_spec(spec: JobSpec, submit: JobEvent | None) -> list[Finding]:
+    """Findings for a job's spec: its id, its recorded sha256 and, against the submit event, its input's."""
+    findings = []
+    canonical = canonical_json(spec.spec)
+    if content_id(spec.spec) != spec.job_id:
+        findings.append(Finding(spec.job_id, None, f"job_id is not the content id of its spec ({content_id(spec.spec)}): "
+                                                   "the spec was rewritten"))
+    if sha256_hex(canonical) != spec.spec_sha256:
+        findings.append(Finding(spec.job_id, None, "spec_sha256 is not the sha256 of the spec"))
+    member = (spec.spec or {}).get(spec.kind) if isinstance(spec.spec, dict) else None
+    recorded = (submit.payload or {}).get("inputs_sha256") if submit is not None else None
+    if submit is not None and member is not None and recorded != sha256_hex(canonical_json(member)):
+        findings.append(Finding(spec.job_id, submit.seq, f"the submit event records inputs sha256 {recorded}, "
+                                                        f"not the sha256 of the spec's {spec.kind}"))
+    return findings
+
+
 def verify_events(job_ids: list[str] | None = None) -> tuple[int, list[Finding]]:
-    """(number of jobs checked, findings) over all jobs or the given ones."""
-    specs = JobSpec.objects.all() if job_ids is None else JobSpec.objects.filter(job_id__in=job_ids)
-    spec_ids = set(specs.values_list("job_id", flat=True))
+    """(number of jobs checked, findings) over all jobs or the given ones: each spec against its id and
+    recorded hashes, each chain, each projection's last event."""
+    specs = {s.job_id: s for s in (JobSpec.objects.all() if job_ids is None else JobSpec.objects.filter(job_id__in=job_ids))}
+    spec_ids = set(specs)
     states = {s.job_id: s for s in JobState.objects.filter(job_id__in=spec_ids)}
     findings, seen = [], set()
     for job_id, rows in _events_by_job(job_ids):
         seen.add(job_id)
+        if job_id in specs:
+            findings += verify_spec(specs[job_id], rows[0] if rows[0].seq == 1 else None)
         findings += verify_chain(job_id, rows, states.get(job_id))
     for job_id in sorted(spec_ids - seen):
         findings.append(Finding(job_id, 1, "job has no events (its submit event was removed)"))

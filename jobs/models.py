@@ -6,7 +6,8 @@ from guards.triggers import GuardedTable, register
 from .pipelines import EventType, Kind, Status
 
 GUARDED_JOBSPEC = register(GuardedTable(table="jobs_jobspec", pk="job_id"))
-GUARDED_JOBEVENT = register(GuardedTable(table="jobs_jobevent", pk="id", seq_column="seq", seq_scope="job_id"))
+GUARDED_JOBEVENT = register(GuardedTable(table="jobs_jobevent", pk="id", seq_column="seq", seq_scope="job_id",
+                                         unique=(("job_id", "seq"),)))
 
 
 class JobSpec(models.Model):

@@ -5,7 +5,7 @@ from django.utils import timezone
 from guards.triggers import GuardedTable, register
 
 SNAPSHOT_GUARD = register(GuardedTable(table="research_datasnapshot", pk="snapshot_id"))
-REGISTRY_GUARD = register(GuardedTable(table="research_registryentry", pk="id"))
+REGISTRY_GUARD = register(GuardedTable(table="research_registryentry", pk="id", unique=(("job_id", "run_id"),)))
 
 
 class DataSnapshot(models.Model):

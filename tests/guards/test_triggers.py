@@ -330,3 +330,25 @@ def test_manage_py_check_exits_non_zero_in_a_real_process_when_a_trigger_is_miss
     assert broken.returncode != 0
     assert name in broken.stderr
     assert repaired.returncode == 0, repaired.stderr
+
+
+def test_insert_or_replace_of_an_existing_registry_job_and_run_is_refused_on_sqlite():
+    # a new id with the (job_id, run_id) of an existing trial: REPLACE would delete the original row without
+    # firing the delete guard
+    only_on("sqlite")
+    from research.models import RegistryEntry
+
+    entry = RegistryEntry.objects.create(
+        run_id="0123456789ab", job_id="abcdefabcdef", root_job_id="abcdefabcdef", family="buy_and_hold",
+        params_sha256="0" * 64, snapshot_id="s", policy_bundle_id="p", verdict="PASS", metrics={},
+        created_at="2030-01-01T00:00:00Z",
+    )
+    before = list(RegistryEntry.objects.values_list("id", "job_id", "run_id", "verdict"))
+    refused(
+        "INSERT OR REPLACE INTO research_registryentry (id, run_id, job_id, root_job_id, family, params_sha256, "
+        "snapshot_id, policy_bundle_id, verdict, metrics, created_at) "
+        "VALUES (%s, %s, %s, %s, 'buy_and_hold', %s, 's', 'p', 'FAIL', '{}', '2030-01-02 00:00:00')",
+        [entry.id + 1000, entry.run_id, entry.job_id, entry.root_job_id, "0" * 64],
+        match="research_registryentry is insert-only: a row with this key exists",
+    )
+    assert list(RegistryEntry.objects.values_list("id", "job_id", "run_id", "verdict")) == before

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 
 from contracts import canonical_json, sha256_hex
 from jobs.events import document_of
-from jobs.models import JobEvent, JobState
+from jobs.models import JobEvent, JobSpec, JobState
 
 from ..conftest import REPO_ROOT
 from ..builders import append, new_blueprint_job, rerun, to_runspec_review
@@ -212,3 +212,41 @@ def test_rebuild_job_states_recreates_a_missing_projection(two_jobs):
     fixed = projection(a)
     for column in ("status", "waiting_step", "review_sha256", "last_seq", "last_hash", "stage", "next_step"):
         assert fixed[column] == good[column], column
+
+
+@contextmanager
+def spec_guard_off():
+    """Switch the no-update guard of jobs_jobspec off for the statements inside, then back on."""
+    name = "eam_guard_jobs_jobspec_no_update"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE jobs_jobspec DISABLE TRIGGER {name}")
+            yield cursor
+            cursor.execute(f"ALTER TABLE jobs_jobspec ENABLE ALWAYS TRIGGER {name}")
+        else:
+            cursor.execute(f"DROP TRIGGER {name}")
+            yield cursor
+            from guards.triggers import install
+            from jobs.models import GUARDED_JOBSPEC
+
+            install(connection, GUARDED_JOBSPEC)
+
+
+@pytest.mark.parametrize("rehash", [False, True], ids=["spec only", "spec and its sha256"])
+def test_a_rewritten_spec_is_found(process_env, python, two_jobs, rehash):
+    # given job B's spec rewritten behind the guard's back (its sha256 recomputed too, or not)
+    _, b = two_jobs
+    spec = JobSpec.objects.get(job_id=b).spec
+    spec["blueprint"]["strategy"]["params"]["fast"] = 3
+    sha = sha256_hex(canonical_json(spec)) if rehash else JobSpec.objects.get(job_id=b).spec_sha256
+    with spec_guard_off() as cursor:
+        cursor.execute("UPDATE jobs_jobspec SET spec = %s, spec_sha256 = %s WHERE job_id = %s",
+                       [canonical_json(spec).decode(), sha, b])
+
+    result = verify_events(process_env, python)
+
+    # then it fails and says the job id is no longer the spec's content id, and the submit event's inputs
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAIL job {b}: job_id is not the content id of its spec" in result.stdout
+    assert f"FAIL job {b} seq 1: the submit event records inputs sha256" in result.stdout
+    assert (f"FAIL job {b}: spec_sha256 is not the sha256 of the spec" in result.stdout) is not rehash
