@@ -7,11 +7,13 @@ the next STEP_STARTED are appended in one transaction, so the worker keeps the j
 """
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable
 
 from django.conf import settings
+from django.db import transaction
 from django.utils.module_loading import import_string
 
 from jobs import events
@@ -45,11 +47,16 @@ class StepContext:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """What the result event records; `review` names the artifact a following checkpoint puts under review."""
+    """What the result event records; `review` names the artifact a following checkpoint puts under review.
+
+    `record` is what the step writes to the database besides its result (the registry's row): it runs in the
+    same transaction as the result's append, so a fenced result leaves nothing behind; what it returns is added
+    to the summary."""
 
     artifacts: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     review: dict | None = None
+    record: Callable[[], dict] | None = None
 
 
 Executor = Callable[[StepContext], StepOutcome]
@@ -125,6 +132,16 @@ def _follow_up(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, 
     return [start], lease
 
 
+def _result_events(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool):
+    """The step's result event (after writing its record, in the caller's transaction) and what follows it."""
+    recorded = outcome.record() if outcome.record else {}
+    current = next(s for s in state.pipeline[state.stage:] if isinstance(s, Step))
+    result = events.step_completed(current.result_event, step=state.next_step, worker_id=config.worker_id,
+                                   artifacts=outcome.artifacts, summary={**outcome.summary, **recorded})
+    follow, lease_after = _follow_up(state, outcome, config, may_continue)
+    return [result, *follow], lease_after
+
+
 def _failure_events(state: DerivedState, exc: Exception, config: WorkerConfig):
     step, attempt, worker_id = state.next_step, state.attempt, config.worker_id
     error_class, message = type(exc).__name__, str(exc)[:2000]
@@ -159,17 +176,16 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
                 outcome_events, label = _failure_events(state, exc, config)
                 outcome, lease_after = None, Lease()
         executed += 1
-        if outcome is not None:
-            current = next(s for s in state.pipeline[state.stage:] if isinstance(s, Step))
-            result = events.step_completed(current.result_event, step=step, worker_id=config.worker_id,
-                                           artifacts=outcome.artifacts, summary=outcome.summary)
-            may_continue = budget is None or executed < budget
-            follow, lease_after = _follow_up(state, outcome, config, may_continue)
-            outcome_events, label = [result, *follow], "completed"
         seconds = time.monotonic() - started
         try:
-            _, state = append_events(job_id=job.job_id, expected_seq=state.last_seq + 1, events=outcome_events,
-                                     state=state, lease=lease_after)
+            # With a record to write, it and the result commit together or not at all.
+            with transaction.atomic() if outcome is not None and outcome.record else nullcontext():
+                if outcome is not None:
+                    may_continue = budget is None or executed < budget
+                    outcome_events, lease_after = _result_events(state, outcome, config, may_continue)
+                    label = "completed"
+                _, state = append_events(job_id=job.job_id, expected_seq=state.last_seq + 1, events=outcome_events,
+                                         state=state, lease=lease_after)
         except Conflict as exc:
             # Fenced: the lease was taken over or the job was cancelled meanwhile; our result is void.
             report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{' (lease lost)' if lease.lost else ''}"))

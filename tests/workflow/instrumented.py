@@ -50,3 +50,13 @@ def crashing(context: StepContext) -> StepOutcome:
 def noop(context: StepContext) -> StepOutcome:
     """Returns at once: what runs is the engine alone (claim, lease, events)."""
     return StepOutcome(summary={"noop": context.step})
+
+
+def cancelled_meanwhile(context: StepContext) -> StepOutcome:
+    """Runs the real step, and an operator cancels the job before the step's result is written."""
+    from jobs import services
+    from jobs.events import Actor
+
+    outcome = _real(context)
+    services.cancel(job_id=context.job.job_id, actor=Actor.user("otto"), reason="cancelled while the step ran")
+    return outcome

@@ -95,3 +95,41 @@ def test_a_cancelled_job_is_not_run(tiny_snapshot):
     services.cancel(job_id=job.job_id, actor=OPERATOR, reason="not needed")
     assert run_pass(worker()).steps == []
     assert JobState.objects.get(job_id=job.job_id).status == "cancelled"
+
+
+@pytest.mark.django_db
+def test_a_job_cancelled_while_its_registry_step_runs_leaves_no_registry_row(tiny_snapshot, settings):
+    # given a job at its registry step, and an operator who cancels it while that step runs
+    from research.models import RegistryEntry
+
+    from ..builders import approve_waiting
+
+    settings.EAM_STEP_EXECUTORS = {"registry": "tests.workflow.instrumented.cancelled_meanwhile"}
+    job = submitted(SUBMITTER, **TINY_RUN)
+    run_pass(worker())
+    approve_waiting([job.job_id])
+
+    # when the worker finishes the step
+    report = run_pass(worker())
+
+    # then its result is fenced, and the trial it would have recorded is not in the registry
+    assert [(r.step, r.outcome) for r in report.steps][-1] == ("registry", "fenced")
+    assert JobState.objects.get(job_id=job.job_id).status == "cancelled"
+    assert not JobEvent.objects.filter(job_id=job.job_id, event_type="REGISTRY_UPDATED").exists()
+    assert not RegistryEntry.objects.filter(job_id=job.job_id).exists()
+
+
+@pytest.mark.django_db
+def test_the_registry_row_is_written_with_the_steps_result(tiny_snapshot):
+    from research.models import RegistryEntry
+
+    from ..builders import approve_waiting
+
+    job = submitted(SUBMITTER, **TINY_RUN)
+    run_pass(worker())
+    approve_waiting([job.job_id])
+    run_pass(worker())
+    entry = RegistryEntry.objects.get(job_id=job.job_id)
+    recorded = JobEvent.objects.get(job_id=job.job_id, event_type="REGISTRY_UPDATED").payload["summary"]
+    assert (recorded["registry_entry_id"], recorded["verdict"], recorded["run_id"]) == (entry.pk, entry.verdict,
+                                                                                      entry.run_id)

@@ -1,4 +1,6 @@
-"""registry: record this trial (insert-only), so later gates deflate Sharpe by the trials of the lineage."""
+"""registry: record this trial (insert-only), so later gates deflate Sharpe by the trials of the lineage. The
+row is written with the step's result, in its transaction: a fenced result (the job cancelled, the lease taken
+over) leaves no trial behind to be counted."""
 from contracts import content_id
 from research.artifacts import read_json_artifact
 from research.dossier import dossier_root
@@ -14,14 +16,10 @@ def execute(context: StepContext) -> StepOutcome:
     run_id = content_id(runspec)
     gate_results = read_json_artifact(gate_results_path(job.job_id))
     metrics = read_json_artifact(f"{dossier_root(run_id)}/metrics.json")
-    entry = record_trial(
-        job_id=job.job_id, root_job_id=job.root_job_id, run_id=run_id, runspec=runspec,
-        verdict=gate_results["verdict"], metrics=metrics,
-    )
-    return StepOutcome(
-        summary={
-            "registry_entry_id": entry.pk,
-            "run_id": run_id,
-            "verdict": entry.verdict,
-        }
-    )
+
+    def record() -> dict:
+        entry = record_trial(job_id=job.job_id, root_job_id=job.root_job_id, run_id=run_id, runspec=runspec,
+                             verdict=gate_results["verdict"], metrics=metrics)
+        return {"registry_entry_id": entry.pk, "verdict": entry.verdict}
+
+    return StepOutcome(summary={"run_id": run_id}, record=record)
