@@ -22,7 +22,7 @@ from django.core.files.storage import FileSystemStorage, storages
 
 from contracts import sha256_hex
 
-from .errors import ArtifactConflict, ArtifactNotFound, UnsafePath
+from .errors import ArtifactConflict, ArtifactNotFound, IntegrityFailure, UnsafePath
 
 STORAGE_ALIAS = "artifacts"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.@=+-]+$")
@@ -259,8 +259,14 @@ def read_artifact(path: str, *, within: str | None = None) -> bytes:
         return handle.read()
 
 
-def read_json_artifact(path: str):
-    return json.loads(read_artifact(path))
+def read_json_artifact(path: str, *, sha256: str | None = None):
+    """The JSON document at `path`; with `sha256`, only if its bytes are still the ones recorded with that
+    sha256 (IntegrityFailure otherwise)."""
+    data = read_artifact(path)
+    if sha256 is not None and sha256_hex(data) != sha256:
+        raise IntegrityFailure(f"artifact {path} has changed since it was recorded: its sha256 is "
+                               f"{sha256_hex(data)}, the events recorded {sha256}")
+    return json.loads(data)
 
 
 def list_artifacts(prefix: str) -> list[str]:

@@ -86,3 +86,11 @@ class HoldoutHidden(ResearchError):
     """A holdout segment's curve or trades: a holdout shows its metrics only."""
 
     code = "holdout_hidden"
+
+
+class IntegrityFailure(ResearchError):
+    """An artifact that is not the one recorded (and approved): its bytes changed after the event that
+    recorded their sha256. The job stops in ERROR with `error_class` integrity; nothing runs on it."""
+
+    code = "integrity"
+    error_class = "integrity"

@@ -20,10 +20,11 @@ from jobs import events
 from jobs.errors import Conflict, DomainError
 from jobs.events import Actor, Lease, append_events, now
 from jobs.pipelines import Checkpoint, Status, Step
+from jobs.artifacts import recorded_artifacts
 from jobs.models import JobSpec
 from jobs.state import DerivedState
 from research.artifacts import durable_together
-from research.errors import ResearchError
+from research.errors import IntegrityFailure, ResearchError
 
 from . import claims
 
@@ -43,6 +44,14 @@ class StepContext:
     step: str
     attempt: int
     worker_id: str
+
+    def recorded_sha256(self, path: str) -> str:
+        """The sha256 the job's events recorded for the artifact at `path` (the latest, if written again): what
+        a step that reads it checks first, above all the artifact a reviewer approved."""
+        found = [ref["sha256"] for ref in recorded_artifacts(self.job.job_id)[0] if ref["path"] == path]
+        if not found:
+            raise IntegrityFailure(f"no event of job {self.job.job_id} records {path}")
+        return found[-1]
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ def _result_events(state: DerivedState, outcome: StepOutcome, config: WorkerConf
 
 def _failure_events(state: DerivedState, exc: Exception, config: WorkerConfig):
     step, attempt, worker_id = state.next_step, state.attempt, config.worker_id
-    error_class, message = type(exc).__name__, str(exc)[:2000]
+    error_class, message = getattr(exc, "error_class", type(exc).__name__), str(exc)[:2000]
     fatal = events.error(step=step, actor=Actor.worker(worker_id), error_class=error_class, message=message)
     if isinstance(exc, EXPECTED_FAILURES):
         return [fatal], "error"

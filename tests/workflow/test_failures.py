@@ -133,3 +133,28 @@ def test_the_registry_row_is_written_with_the_steps_result(tiny_snapshot):
     recorded = JobEvent.objects.get(job_id=job.job_id, event_type="REGISTRY_UPDATED").payload["summary"]
     assert (recorded["registry_entry_id"], recorded["verdict"], recorded["run_id"]) == (entry.pk, entry.verdict,
                                                                                       entry.run_id)
+
+
+@pytest.mark.django_db
+def test_an_approved_runspec_replaced_on_disk_stops_the_job_in_error_integrity(tiny_snapshot):
+    # given a job whose runspec was approved, then replaced on disk behind the storage's back
+    from ..builders import approve_waiting
+
+    job = submitted(SUBMITTER, **TINY_RUN)
+    run_pass(worker())
+    approve_waiting([job.job_id])
+    path = artifact_storage().path(f"jobs/{job.job_id}/outputs/runspec.json")
+    with open(path, "rb") as handle:
+        runspec = handle.read()
+    os.chmod(path, 0o644)
+    with open(path, "wb") as handle:
+        handle.write(runspec.replace(b'"fee_bps":', b'"fee_bps": 0, "was_fee_bps":', 1))
+
+    # when the worker takes the job on
+    run_pass(worker())
+
+    # then nothing runs on it: ERROR with error_class integrity, no RUN_COMPLETED
+    state = JobState.objects.get(job_id=job.job_id)
+    assert state.status == "error" and state.error["error_class"] == "integrity", state.error
+    assert "has changed since it was recorded" in state.error["message"]
+    assert not JobEvent.objects.filter(job_id=job.job_id, event_type="RUN_COMPLETED").exists()

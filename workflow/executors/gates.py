@@ -10,7 +10,8 @@ from ._paths import gate_results_path, runspec_path
 
 def execute(context: StepContext) -> StepOutcome:
     job = context.job
-    runspec = read_json_artifact(runspec_path(job.job_id))
+    path = runspec_path(job.job_id)
+    runspec = read_json_artifact(path, sha256=context.recorded_sha256(path))  # the runspec approved
     run_id = content_id(runspec)
     n_trials, sharpe_variance = lineage_trials(root_job_id=job.root_job_id, including_run_id=run_id)
     result = evaluate_gates(

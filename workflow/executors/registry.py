@@ -12,9 +12,11 @@ from ._paths import gate_results_path, runspec_path
 
 def execute(context: StepContext) -> StepOutcome:
     job = context.job
-    runspec = read_json_artifact(runspec_path(job.job_id))
+    path = runspec_path(job.job_id)
+    runspec = read_json_artifact(path, sha256=context.recorded_sha256(path))  # the runspec approved
     run_id = content_id(runspec)
-    gate_results = read_json_artifact(gate_results_path(job.job_id))
+    gate_results = read_json_artifact(gate_results_path(job.job_id),
+                                      sha256=context.recorded_sha256(gate_results_path(job.job_id)))
     metrics = read_json_artifact(f"{dossier_root(run_id)}/metrics.json")
 
     def record() -> dict:

@@ -7,6 +7,7 @@ from ._paths import runspec_path
 
 
 def execute(context: StepContext) -> StepOutcome:
-    runspec = read_json_artifact(runspec_path(context.job.job_id))
+    path = runspec_path(context.job.job_id)
+    runspec = read_json_artifact(path, sha256=context.recorded_sha256(path))  # the runspec approved
     result = run_dossier(runspec)
     return StepOutcome(artifacts=[ref.as_dict() for ref in result.artifacts], summary=result.summary)
