@@ -32,6 +32,20 @@ log = logging.getLogger(__name__)
 EXPECTED_FAILURES = (ResearchError, DomainError)
 
 
+class GraceExpired(Exception):
+    """Raised into a step still running when its stopping worker's grace period ran out (run_jobs): the step
+    fails with this class, its lease is released and another worker takes the job on."""
+
+    error_class = "worker_stopped"
+
+
+_step_in_flight = False  # read by run_jobs' signal handler, which runs in this (the main) thread
+
+
+def step_in_flight() -> bool:
+    return _step_in_flight
+
+
 # -- the step executors (workflow/executors/<step>.py), registered by name --------------------------------------
 # `settings.EAM_STEP_EXECUTORS` may map a step name to the dotted path of another executor (a deployment's own
 # implementation of a step, or an instrumented one in tests); the default is the module of that name.
@@ -167,8 +181,9 @@ def _failure_events(state: DerivedState, exc: Exception, config: WorkerConfig):
     return [failed, fatal], "error"
 
 
-def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, report) -> int:
-    """Run the claimed job's steps until it waits, ends, fails, loses its lease or `budget` steps ran."""
+def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, report, stopping=lambda: False) -> int:
+    """Run the claimed job's steps until it waits, ends, fails, loses its lease, `budget` steps ran or the
+    worker is stopping (the step in flight then finishes, and the job is left for another worker)."""
     state, executed = claim.state, 0
     job = claim.job
     while state.status == Status.RUNNING:
@@ -176,7 +191,9 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
         context = StepContext(job=job, step=step, attempt=state.attempt, worker_id=config.worker_id)
         with claims.keeper.keeping(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
                                    job_id=job.job_id, started_seq=state.last_seq) as lease:
+            global _step_in_flight
             try:
+                _step_in_flight = True
                 with durable_together():  # the step's files are on disk before its result is recorded
                     outcome = executor_for(step)(context)
             except Exception as exc:  # the one catch-all: every failure becomes an event
@@ -184,13 +201,15 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
                     log.exception("step %s of job %s failed (attempt %s)", step, job.job_id, state.attempt)
                 outcome_events, label = _failure_events(state, exc, config)
                 outcome, lease_after = None, Lease()
+            finally:
+                _step_in_flight = False
         executed += 1
         seconds = time.monotonic() - started
         try:
             # With a record to write, it and the result commit together or not at all.
             with transaction.atomic() if outcome is not None and outcome.record else nullcontext():
                 if outcome is not None:
-                    may_continue = budget is None or executed < budget
+                    may_continue = (budget is None or executed < budget) and not stopping()
                     outcome_events, lease_after = _result_events(state, outcome, config, may_continue)
                     label = "completed"
                 _, state = append_events(job_id=job.job_id, expected_seq=state.last_seq + 1, events=outcome_events,
@@ -214,15 +233,19 @@ def _describe(state: DerivedState, outcome: StepOutcome | None, events) -> str:
     return ", ".join(f"{k}={v}" for k, v in outcome.summary.items() if isinstance(v, (str, int, float)))[:200]
 
 
-def run_pass(config: WorkerConfig, *, job_ids=None, max_steps: int | None = None, report=lambda r: None) -> PassSummary:
-    """Advance every runnable job until it waits or ends (or `max_steps` steps ran); return what happened."""
+def run_pass(config: WorkerConfig, *, job_ids=None, max_steps: int | None = None, report=lambda r: None,
+             stopping=lambda: False) -> PassSummary:
+    """Advance every runnable job until it waits or ends (or `max_steps` steps ran); return what happened.
+
+    Once `stopping()` is true (the worker was asked to stop), no job is claimed and no step is started: the
+    step in flight finishes and its result is written, and the pass ends."""
     summary = PassSummary()
 
     def record(step_report: StepReport):
         summary.steps.append(step_report)
         report(step_report)
 
-    while max_steps is None or len(summary.steps) < max_steps:
+    while (max_steps is None or len(summary.steps) < max_steps) and not stopping():
         claim = claims.claim_next(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
                                   max_attempts=config.max_attempts, job_ids=job_ids)
         if claim is None:
@@ -231,5 +254,5 @@ def run_pass(config: WorkerConfig, *, job_ids=None, max_steps: int | None = None
             record(StepReport(claim.job_id, claim.step, "error", 0.0, claim.message))
             continue
         budget = None if max_steps is None else max_steps - len(summary.steps)
-        drive(claim, config, budget=budget, report=record)
+        drive(claim, config, budget=budget, report=record, stopping=stopping)
     return summary

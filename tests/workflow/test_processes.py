@@ -223,3 +223,62 @@ def test_on_postgresql_an_idle_worker_wakes_on_a_submit_not_at_its_interval(proc
     _, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     assert time.monotonic() - stop_asked < 10
+
+
+def test_sigterm_stops_claiming_at_once_and_the_step_in_flight_finishes(process_env, tmp_path, request):
+    # given 50 queued jobs and a loop worker whose steps each take a second
+    a_snapshot(TINY_SNAPSHOT)
+    jobs = [submitted(SUBMITTER, blueprint=bp, snapshot_id=TINY_SNAPSHOT) for bp in many_blueprints(50)]
+    log = tmp_path / "executions.log"
+    slow_env = recording_env(process_env, log)
+    slow_env["EAM_STEP_EXECUTORS"] = ",".join(f"{s}=tests.workflow.instrumented.slow" for s in STEPS)
+    slow_env["EAM_TEST_SLOW_SECONDS"] = "1"
+    worker = start_run_jobs(slow_env, "--interval", "0.05", "--worker-id", "stopping", "--grace-seconds", "20")
+    request.addfinalizer(lambda: stop(worker))
+    wait_until(lambda: len(executions(log)) >= 1)
+
+    # when it is sent SIGTERM in the middle of a step
+    worker.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    out, err = worker.communicate(timeout=30)
+
+    # then it exits 0 within the grace period, having started no step after the signal but the one in flight
+    assert worker.returncode == 0, err
+    assert time.monotonic() - sent < 20
+    assert "claiming no more work" in err and "Traceback" not in err
+    ran = executions(log)
+    assert len(ran) <= 2, ran  # the step in flight (and at most one that started as the signal arrived)
+    assert not JobState.objects.filter(lease_owner="stopping", lease_expires_at__isnull=False).exists()
+
+    # and another worker completes everything, with no step executed twice
+    again = run_jobs(recording_env(process_env, log), "--once", "--worker-id", "after")
+    assert again.returncode == 0, again.stderr
+    approve_waiting([j.job_id for j in jobs])
+    again = run_jobs(recording_env(process_env, log), "--once", "--worker-id", "after")
+    assert again.returncode == 0, again.stderr
+    assert set(JobState.objects.filter(job_id__in=[j.job_id for j in jobs]).values_list("status", flat=True)) == {"done"}
+    assert_each_step_once(log, [j.job_id for j in jobs], STEPS)
+
+
+def test_a_step_past_the_grace_period_fails_as_worker_stopped_and_is_taken_on(process_env, tmp_path, request):
+    # given a loop worker in the middle of a step that takes a minute
+    a_snapshot(TINY_SNAPSHOT)
+    job = submitted(SUBMITTER, **TINY_RUN)
+    log = tmp_path / "executions.log"
+    slow_env = recording_env(process_env, log)
+    slow_env["EAM_STEP_EXECUTORS"] = "compile=tests.workflow.instrumented.slow"
+    slow_env["EAM_TEST_SLOW_SECONDS"] = "60"
+    worker = start_run_jobs(slow_env, "--interval", "0.05", "--worker-id", "stuck", "--grace-seconds", "1")
+    request.addfinalizer(lambda: stop(worker))
+    wait_until(lambda: len(executions(log)) == 1)
+
+    # when it is sent SIGTERM
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=30)
+
+    # then the step is stopped after the grace period: an event says why and the lease is released
+    assert worker.returncode == 0, err
+    failed = JobEvent.objects.get(job_id=job.job_id, event_type="STEP_FAILED")
+    assert (failed.step, failed.payload["error_class"], failed.payload["retryable"]) == ("compile", "worker_stopped", True)
+    state = JobState.objects.get(job_id=job.job_id)
+    assert (state.status, state.lease_owner) == ("queued", None)

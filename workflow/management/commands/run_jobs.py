@@ -1,4 +1,10 @@
-"""The worker: advance every runnable job, once (`--once`, for cron) or in a loop."""
+"""The worker: advance every runnable job, once (`--once`, for cron) or in a loop.
+
+On SIGTERM or SIGINT a loop worker stops claiming at once: it starts no job and no step, lets the step in
+flight finish and write its result, and exits 0. A step still running after `--grace-seconds` is stopped:
+it fails as `worker_stopped`, its lease is released with that event, and another worker takes the job on.
+"""
+import math
 import os
 import signal
 import socket
@@ -11,7 +17,7 @@ from django.db import DatabaseError, connection
 from jobs.errors import DomainError
 from jobs.services import check_job_id
 from workflow import claims
-from workflow.orchestrator import PassSummary, WorkerConfig, run_pass
+from workflow.orchestrator import GraceExpired, PassSummary, WorkerConfig, run_pass, step_in_flight
 
 
 class _Stop(Exception):
@@ -31,13 +37,17 @@ class Command(BaseCommand):
         parser.add_argument("--max-steps", type=int, default=None, help="stop a pass after this many steps")
         parser.add_argument("--worker-id", default=None, help="name recorded on events and leases")
         parser.add_argument("--lease-seconds", type=int, default=None, help="lease length (default EAM_LEASE_SECONDS)")
+        parser.add_argument("--grace-seconds", type=float, default=30.0,
+                            help="after SIGTERM/SIGINT, how long the step in flight may still run (loop mode)")
 
-    def handle(self, *args, once, interval, jobs, max_steps, worker_id, lease_seconds, **options):
+    def handle(self, *args, once, interval, jobs, max_steps, worker_id, lease_seconds, grace_seconds, **options):
         for job_id in jobs or []:
             try:
                 check_job_id(job_id)
             except DomainError as exc:
                 raise CommandError(f"--job {job_id!r}: {exc.detail}") from exc
+        if grace_seconds <= 0:
+            raise CommandError("--grace-seconds must be positive")
         if max_steps is not None and max_steps < 1:
             raise CommandError("--max-steps must be at least 1")
         if lease_seconds is not None and lease_seconds < 1:
@@ -46,20 +56,32 @@ class Command(BaseCommand):
         config = WorkerConfig.from_settings(worker_id, lease_seconds)
         stopping, waiting = [], []
 
-        def on_sigterm(*_):
+        def on_stop(signum, _frame):
+            if not stopping:
+                self.stderr.write(f"{signal.Signals(signum).name}: claiming no more work; the step in flight may run "
+                                  f"{grace_seconds:g}s more")
+                signal.alarm(max(1, math.ceil(grace_seconds)))
             stopping.append(True)
             if waiting:  # idle between passes: stop now rather than at the end of the wait
                 raise _Stop
 
+        def on_grace_over(*_):
+            if step_in_flight():
+                raise GraceExpired(f"the worker was stopped and the step ran past its grace period of "
+                                   f"{grace_seconds:g}s; another worker takes the job on")
+
         if not once:
-            signal.signal(signal.SIGTERM, on_sigterm)
+            signal.signal(signal.SIGTERM, on_stop)
+            signal.signal(signal.SIGINT, on_stop)
+            signal.signal(signal.SIGALRM, on_grace_over)
         while True:
             started = time.monotonic()
             try:
                 # An idle worker polls with one read; only a pass that can find work takes the write lock.
                 idle = not once and not claims.any_runnable(jobs)
                 summary = PassSummary() if idle else run_pass(
-                    config, job_ids=jobs, max_steps=max_steps, report=lambda r: self.stdout.write(r.line())
+                    config, job_ids=jobs, max_steps=max_steps, report=lambda r: self.stdout.write(r.line()),
+                    stopping=lambda: bool(stopping),
                 )
             except DatabaseError as exc:
                 if once:
