@@ -136,8 +136,9 @@ def test_the_registry_row_is_written_with_the_steps_result(tiny_snapshot):
 
 
 @pytest.mark.django_db
-def test_an_approved_runspec_replaced_on_disk_stops_the_job_in_error_integrity(tiny_snapshot):
-    # given a job whose runspec was approved, then replaced on disk behind the storage's back
+def test_an_approved_runspec_replaced_on_disk_stops_the_job_in_error_integrity(artifact_root, tiny_snapshot):
+    # given a job whose runspec was approved, then replaced on disk behind the storage's back (in this test's
+    # own artifact root: other tests compile the same runspec)
     from ..builders import approve_waiting
 
     job = submitted(SUBMITTER, **TINY_RUN)
