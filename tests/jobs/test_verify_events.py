@@ -29,21 +29,20 @@ def verify_events(process_env, python, *args) -> subprocess.CompletedProcess:
 
 
 @contextmanager
-def guard_off(trigger: str):
-    """Switch one guard trigger of jobs_jobevent off for the statements inside, then back on."""
-    name = f"eam_guard_jobs_jobevent_{trigger}"
+def guard_off(trigger: str, table: str = "jobs_jobevent"):
+    """Switch one guard trigger of `table` off for the statements inside, then back on."""
+    from guards.triggers import GUARDED_TABLES, install
+
+    name = f"eam_guard_{table}_{trigger}"
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE jobs_jobevent DISABLE TRIGGER {name}")
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
             yield cursor
-            cursor.execute(f"ALTER TABLE jobs_jobevent ENABLE ALWAYS TRIGGER {name}")
+            cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}")
         else:
             cursor.execute(f"DROP TRIGGER {name}")
             yield cursor
-            from guards.triggers import install
-            from jobs.models import GUARDED_JOBEVENT
-
-            install(connection, GUARDED_JOBEVENT)
+            install(connection, GUARDED_TABLES[table])
 
 
 @pytest.fixture
@@ -214,24 +213,6 @@ def test_rebuild_job_states_recreates_a_missing_projection(two_jobs):
         assert fixed[column] == good[column], column
 
 
-@contextmanager
-def spec_guard_off():
-    """Switch the no-update guard of jobs_jobspec off for the statements inside, then back on."""
-    name = "eam_guard_jobs_jobspec_no_update"
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE jobs_jobspec DISABLE TRIGGER {name}")
-            yield cursor
-            cursor.execute(f"ALTER TABLE jobs_jobspec ENABLE ALWAYS TRIGGER {name}")
-        else:
-            cursor.execute(f"DROP TRIGGER {name}")
-            yield cursor
-            from guards.triggers import install
-            from jobs.models import GUARDED_JOBSPEC
-
-            install(connection, GUARDED_JOBSPEC)
-
-
 @pytest.mark.parametrize("rehash", [False, True], ids=["spec only", "spec and its sha256"])
 def test_a_rewritten_spec_is_found(process_env, python, two_jobs, rehash):
     # given job B's spec rewritten behind the guard's back (its sha256 recomputed too, or not)
@@ -239,7 +220,7 @@ def test_a_rewritten_spec_is_found(process_env, python, two_jobs, rehash):
     spec = JobSpec.objects.get(job_id=b).spec
     spec["blueprint"]["strategy"]["params"]["fast"] = 3
     sha = sha256_hex(canonical_json(spec)) if rehash else JobSpec.objects.get(job_id=b).spec_sha256
-    with spec_guard_off() as cursor:
+    with guard_off("no_update", "jobs_jobspec") as cursor:
         cursor.execute("UPDATE jobs_jobspec SET spec = %s, spec_sha256 = %s WHERE job_id = %s",
                        [canonical_json(spec).decode(), sha, b])
 
