@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 
 from jobs import events
 from jobs.events import Actor
@@ -44,12 +45,25 @@ class Abandoned:
     message: str
 
 
-def _runnable(moment: datetime, job_ids) -> Q:
+# Lease and retry times are the database's, never a worker's own: workers on machines whose clocks disagree
+# would otherwise take a job over early or late. Conditions compare with the database's `Now()`; a time a
+# worker writes (a lease's end, a retry time) is its clock corrected by the offset to the database's clock
+# measured at its last claim.
+local_now = now
+_offset = timedelta(0)
+
+
+def database_now() -> datetime:
+    """This worker's best reading of the database's clock: its own, corrected at every claim."""
+    return local_now() + _offset
+
+
+def _runnable(job_ids) -> Q:
     """Runnable: queued or running with a step due, not waiting for a retry time, and no live lease."""
     condition = (
         Q(status__in=RUNNABLE_STATUSES, next_step__isnull=False)
-        & (Q(available_at__isnull=True) | Q(available_at__lte=moment))
-        & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=moment))
+        & (Q(available_at__isnull=True) | Q(available_at__lte=Now()))
+        & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now()))
     )
     if job_ids:
         condition &= Q(job_id__in=job_ids)
@@ -58,7 +72,7 @@ def _runnable(moment: datetime, job_ids) -> Q:
 
 def any_runnable(job_ids=None) -> bool:
     """Whether a claim could find work now: one read, no lock, no transaction (an idle worker's poll)."""
-    return JobState.objects.filter(_runnable(now(), job_ids)).exists()
+    return JobState.objects.filter(_runnable(job_ids)).exists()
 
 
 def wait_for_work(seconds: float) -> None:
@@ -78,17 +92,18 @@ def wait_for_work(seconds: float) -> None:
 
 def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids=None) -> Claim | Abandoned | None:
     """Claim the first runnable job, or None when there is none."""
-    moment = now()
-    expires = moment + timedelta(seconds=lease_seconds)
+    global _offset
     with transaction.atomic():
         # Rows another worker holds are skipped on PostgreSQL, not waited for; SQLite ignores the lock and
         # relies on the transaction's IMMEDIATE write lock.
         row = (
             JobState.objects.select_for_update(skip_locked=True, of=("self",)).select_related("job")
-            .filter(_runnable(moment, job_ids)).order_by("created_at", "job_id").first()
+            .filter(_runnable(job_ids)).annotate(database_time=Now()).order_by("created_at", "job_id").first()
         )
         if row is None:
             return None
+        _offset = row.database_time - local_now()
+        expires = row.database_time + timedelta(seconds=lease_seconds)
         state = state_from_row(row)
         recovered_from = (row.lease_owner or "unknown") if row.status == Status.RUNNING else None
         if recovered_from and state.attempt >= max_attempts:
@@ -108,14 +123,14 @@ def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids
 def hand_over(*, step: str, worker_id: str, lease_seconds: int):
     """(STEP_STARTED of the job's next step, the lease it takes): for a worker that goes straight on with the
     job it holds, in the same append as the previous step's result, without a new claim."""
-    expires = now() + timedelta(seconds=lease_seconds)
+    expires = database_now() + timedelta(seconds=lease_seconds)
     start = events.step_started(step=step, worker_id=worker_id, attempt=1, lease_expires_at=expires)
     return start, Lease(worker_id, expires)
 
 
 def renew(*, job_id: str, worker_id: str, started_seq: int, lease_seconds: int) -> bool:
     """Extend the lease of a step still running; False when the lease was lost (taken over or job moved on)."""
-    expires = now() + timedelta(seconds=lease_seconds)
+    expires = ExpressionWrapper(Now() + timedelta(seconds=lease_seconds), output_field=DateTimeField())
     updated = JobState.objects.filter(job_id=job_id, lease_owner=worker_id, last_seq=started_seq).update(
         lease_expires_at=expires
     )

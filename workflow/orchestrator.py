@@ -18,7 +18,7 @@ from django.utils.module_loading import import_string
 
 from jobs import events
 from jobs.errors import Conflict, DomainError
-from jobs.events import Actor, Lease, append_events, now
+from jobs.events import Actor, Lease, append_events
 from jobs.pipelines import Checkpoint, Status, Step
 from jobs.artifacts import recorded_artifacts
 from jobs.models import JobSpec
@@ -173,7 +173,7 @@ def _failure_events(state: DerivedState, exc: Exception, config: WorkerConfig):
         return [fatal], "error"
     retry_at = None
     if attempt < config.max_attempts:
-        retry_at = now() + timedelta(seconds=config.retry_backoff_seconds * 2 ** (attempt - 1))
+        retry_at = claims.database_now() + timedelta(seconds=config.retry_backoff_seconds * 2 ** (attempt - 1))
     failed = events.step_failed(step=step, worker_id=worker_id, error_class=error_class, message=message,
                                 attempt=attempt, retry_at=retry_at)
     if retry_at is not None:

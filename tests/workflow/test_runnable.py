@@ -50,3 +50,28 @@ def test_any_runnable_matches_a_claim(job):
     assert claim is not None and claim.job_id == job.job_id
     assert claims.any_runnable() is False
     assert claims.claim_next(worker_id="w2", lease_seconds=60, max_attempts=3) is None
+
+
+def test_lease_times_come_from_the_database_clock_not_the_workers(job, monkeypatch):
+    # given a worker whose own clock runs an hour ahead of the database's
+    from django.db.models.functions import Now
+
+    monkeypatch.setattr(claims, "local_now", lambda: now() + timedelta(hours=1))
+
+    # when it claims a job
+    claim = claims.claim_next(worker_id="ahead", lease_seconds=60, max_attempts=3)
+
+    # then the lease ends 60 s after the database's now, not after the worker's, and so do the times it
+    # writes later in the same pass (a hand-over, a retry time)
+    database = JobState.objects.annotate(t=Now()).values_list("t", flat=True).first()
+    lease = JobState.objects.get(job_id=job.job_id).lease_expires_at
+    assert timedelta(seconds=50) < lease - database <= timedelta(seconds=60), (lease, database)
+    assert abs(claims.database_now() - database) < timedelta(seconds=10)
+    assert claim.lease_expires_at == lease
+
+    # and a lease that has ended by the database's clock can be taken over by a worker whose clock runs behind
+    JobState.objects.filter(job_id=job.job_id).update(lease_expires_at=database - timedelta(seconds=1))
+    monkeypatch.setattr(claims, "local_now", lambda: now() - timedelta(hours=1))
+    assert claims.any_runnable() is True
+    taken = claims.claim_next(worker_id="behind", lease_seconds=60, max_attempts=3)
+    assert (taken.job_id, taken.recovered_from) == (job.job_id, "ahead")
