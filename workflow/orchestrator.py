@@ -9,6 +9,7 @@ import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import timedelta
 from typing import Callable
 
@@ -59,13 +60,17 @@ class StepContext:
     attempt: int
     worker_id: str
 
+    @cached_property
+    def _recorded(self) -> dict[str, str]:
+        # path -> sha256, read once per step: later records of a path replace earlier ones
+        return {ref["path"]: ref["sha256"] for ref in recorded_artifacts(self.job.job_id)[0]}
+
     def recorded_sha256(self, path: str) -> str:
         """The sha256 the job's events recorded for the artifact at `path` (the latest, if written again): what
         a step that reads it checks first, above all the artifact a reviewer approved."""
-        found = [ref["sha256"] for ref in recorded_artifacts(self.job.job_id)[0] if ref["path"] == path]
-        if not found:
+        if path not in self._recorded:
             raise IntegrityFailure(f"no event of job {self.job.job_id} records {path}")
-        return found[-1]
+        return self._recorded[path]
 
 
 @dataclass(frozen=True)
