@@ -117,6 +117,10 @@ EAM_RETRY_BACKOFF_SECONDS = env.float("EAM_RETRY_BACKOFF_SECONDS", default=5.0)
 # Step name -> dotted path of the executor to use instead of the built-in one (workflow.executors).
 EAM_STEP_EXECUTORS = env.dict("EAM_STEP_EXECUTORS", default={})
 EAM_MAX_BODY_BYTES = env.int("EAM_MAX_BODY_BYTES", default=1024 * 1024)
+# A step running longer than this (seconds) is failed as `timeout` and its lease released; EAM_STEP_TIMEOUTS
+# sets a step's own limit (e.g. run=7200,gates=120).
+EAM_STEP_TIMEOUT_SECONDS = env.float("EAM_STEP_TIMEOUT_SECONDS", default=3600.0)
+EAM_STEP_TIMEOUTS = env.dict("EAM_STEP_TIMEOUTS", default={})
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

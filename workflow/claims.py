@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -144,7 +145,10 @@ class HeldLease:
     job_id: str
     started_seq: int
     due: float
+    deadline: float = float("inf")  # time.monotonic() at which the step has run out of time
+    on_timeout: Callable[[], None] | None = None
     lost: bool = False
+    timed_out: bool = False
 
     @property
     def interval(self) -> float:
@@ -152,9 +156,11 @@ class HeldLease:
 
 
 class LeaseKeeper:
-    """One background thread per worker process renews the lease of the step running now, if it runs long.
+    """One background thread per worker process renews the lease of the step running now, if it runs long,
+    until the step's time limit: then it renews no more and calls the step's `on_timeout` (the orchestrator
+    fails the step as `timeout`, fenced like any result, which releases the lease).
 
-    The thread holds a database connection only while it renews, so it never keeps a database open.
+    The thread holds a database connection only while it writes, so it never keeps a database open.
     """
 
     def __init__(self):
@@ -164,9 +170,12 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def keeping(self, *, worker_id: str, lease_seconds: int, job_id: str, started_seq: int):
-        lease = HeldLease(worker_id, lease_seconds, job_id, started_seq, due=0.0)
+    def keeping(self, *, worker_id: str, lease_seconds: int, job_id: str, started_seq: int,
+                time_limit: float | None = None, on_timeout: Callable[[], None] | None = None):
+        lease = HeldLease(worker_id, lease_seconds, job_id, started_seq, due=0.0, on_timeout=on_timeout)
         lease.due = time.monotonic() + lease.interval
+        if time_limit is not None:
+            lease.deadline = time.monotonic() + time_limit
         with self._lock:
             self._current = lease
             if self._thread is None or not self._thread.is_alive():
@@ -183,13 +192,18 @@ class LeaseKeeper:
         while True:
             with self._lock:
                 lease = self._current
-            timeout = None if lease is None else max(lease.due - time.monotonic(), 0.0)
+            timeout = None if lease is None else max(min(lease.due, lease.deadline) - time.monotonic(), 0.0)
             if self._changed.wait(timeout):
                 self._changed.clear()
                 continue
             with self._lock:
                 if self._current is not lease:
                     continue
+            if time.monotonic() >= lease.deadline:
+                with self._lock:
+                    lease.timed_out, self._current = True, None
+                self._time_out(lease)
+                continue
             renewed = self._renew(lease)
             with self._lock:
                 if self._current is lease:
@@ -206,6 +220,18 @@ class LeaseKeeper:
         except DatabaseError:
             log.warning("could not renew the lease of job %s; trying again", lease.job_id, exc_info=True)
             return None
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _time_out(lease: HeldLease) -> None:
+        log.warning("step of job %s ran past its time limit: failing it as timeout", lease.job_id)
+        if lease.on_timeout is None:
+            return  # the lease is simply not renewed any more: it expires, and another worker takes over
+        try:
+            lease.on_timeout()
+        except DatabaseError:
+            log.warning("could not record the timeout of job %s; its lease will expire", lease.job_id, exc_info=True)
         finally:
             connection.close()
 

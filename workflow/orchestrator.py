@@ -9,7 +9,7 @@ import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from datetime import timedelta
 from typing import Callable
 
@@ -31,6 +31,12 @@ from . import claims
 
 log = logging.getLogger(__name__)
 EXPECTED_FAILURES = (ResearchError, DomainError)
+
+
+class StepTimeout(Exception):
+    """A step that ran past its time limit (EAM_STEP_TIMEOUT_SECONDS, or EAM_STEP_TIMEOUTS for that step)."""
+
+    error_class = "timeout"
 
 
 class GraceExpired(Exception):
@@ -130,6 +136,8 @@ class WorkerConfig:
     lease_seconds: int
     max_attempts: int
     retry_backoff_seconds: float
+    step_timeout_seconds: float = 3600.0
+    step_timeouts: dict = field(default_factory=dict)  # step name -> seconds, where a step has its own limit
 
     @classmethod
     def from_settings(cls, worker_id: str, lease_seconds: int | None = None) -> "WorkerConfig":
@@ -138,7 +146,12 @@ class WorkerConfig:
             lease_seconds=lease_seconds or settings.EAM_LEASE_SECONDS,
             max_attempts=settings.EAM_MAX_ATTEMPTS,
             retry_backoff_seconds=settings.EAM_RETRY_BACKOFF_SECONDS,
+            step_timeout_seconds=settings.EAM_STEP_TIMEOUT_SECONDS,
+            step_timeouts={step: float(seconds) for step, seconds in settings.EAM_STEP_TIMEOUTS.items()},
         )
+
+    def time_limit(self, step: str) -> float:
+        return self.step_timeouts.get(step, self.step_timeout_seconds)
 
 
 def _follow_up(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool):
@@ -158,6 +171,19 @@ def _follow_up(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, 
     start, lease = claims.hand_over(step=following.name, worker_id=config.worker_id,
                                     lease_seconds=config.lease_seconds)
     return [start], lease
+
+
+def _time_out(job_id: str, state: DerivedState, config: WorkerConfig) -> None:
+    """Fail the running step as `timeout` (from the lease keeper's thread), fenced like its own result would be:
+    whichever is appended first wins, and the other is refused."""
+    limit = config.time_limit(state.next_step)
+    failure = StepTimeout(f"step {state.next_step} ran past its time limit of {limit:g}s")
+    outcome_events, _ = _failure_events(state, failure, config)
+    try:
+        append_events(job_id=job_id, expected_seq=state.last_seq + 1, events=outcome_events, state=state,
+                      lease=Lease())
+    except Conflict:
+        pass  # the step's own result, or a cancellation, came first
 
 
 def _result_events(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool):
@@ -195,7 +221,8 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
         step, started = state.next_step, time.monotonic()
         context = StepContext(job=job, step=step, attempt=state.attempt, worker_id=config.worker_id)
         with claims.keeper.keeping(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
-                                   job_id=job.job_id, started_seq=state.last_seq) as lease:
+                                   job_id=job.job_id, started_seq=state.last_seq, time_limit=config.time_limit(step),
+                                   on_timeout=partial(_time_out, job.job_id, state, config)) as lease:
             global _step_in_flight
             try:
                 _step_in_flight = True
@@ -221,7 +248,8 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
                                          state=state, lease=lease_after)
         except Conflict as exc:
             # Fenced: the lease was taken over or the job was cancelled meanwhile; our result is void.
-            report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{' (lease lost)' if lease.lost else ''}"))
+            why = " (timed out)" if lease.timed_out else " (lease lost)" if lease.lost else ""
+            report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{why}"))
             break
         detail = _describe(state, outcome, outcome_events)
         report(StepReport(job.job_id, step, label, seconds, detail))

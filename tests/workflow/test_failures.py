@@ -159,3 +159,26 @@ def test_an_approved_runspec_replaced_on_disk_stops_the_job_in_error_integrity(a
     assert state.status == "error" and state.error["error_class"] == "integrity", state.error
     assert "has changed since it was recorded" in state.error["message"]
     assert not JobEvent.objects.filter(job_id=job.job_id, event_type="RUN_COMPLETED").exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the lease keeper writes on its own connection
+def test_a_step_past_its_time_limit_is_failed_as_timeout_and_its_late_result_is_fenced(tiny_snapshot, settings,
+                                                                                      monkeypatch):
+    # given a compile step that hangs for 3 s, with a time limit of 1 s for that step
+    settings.EAM_STEP_EXECUTORS = {"compile": "tests.workflow.instrumented.slow"}
+    monkeypatch.setenv("EAM_TEST_SLOW_SECONDS", "3")
+    settings.EAM_STEP_TIMEOUTS = {"compile": "1"}
+    job = submitted(SUBMITTER, **TINY_RUN)
+
+    # when a worker runs it
+    report = run_pass(WorkerConfig.from_settings("w-slow"), max_steps=1)
+
+    # then the step was failed as timeout at its limit, the lease released, and its late result refused
+    failed = JobEvent.objects.get(job_id=job.job_id, event_type="STEP_FAILED")
+    assert (failed.step, failed.payload["error_class"], failed.payload["retryable"]) == ("compile", "timeout", True)
+    assert "time limit of 1s" in failed.payload["message"]
+    assert [(r.step, r.outcome) for r in report.steps] == [("compile", "fenced")]
+    assert "timed out" in report.steps[0].detail
+    state = JobState.objects.get(job_id=job.job_id)
+    assert (state.status, state.lease_owner) == ("queued", None)
+    assert not JobEvent.objects.filter(job_id=job.job_id, event_type="RUNSPEC_COMPILED").exists()
