@@ -1,4 +1,5 @@
-"""System check: `manage.py check` fails when a guard trigger is missing or disabled.
+"""System check: `manage.py check` fails when a guard trigger is missing or differs from its definition (on
+another table, another timing or event, disabled, with a WHEN clause, or running a changed function).
 
 SQLite drops a table's triggers when a migration rebuilds the table, so this check runs with every
 command that runs system checks, not only with `--database`.
@@ -7,7 +8,7 @@ from django.core.checks import Error, register
 from django.db import connections
 from django.db.utils import DatabaseError
 
-from .triggers import GUARDED_TABLES, existing_triggers
+from .triggers import guard_problems
 
 
 def _migrated_tables(connection) -> set[str]:
@@ -23,20 +24,12 @@ def check_guard_triggers(app_configs=None, **kwargs):
     databases = kwargs.get("databases") or ["default"]
     for alias in databases:
         connection = connections[alias]
-        tables = _migrated_tables(connection)
-        guarded = [g for g in GUARDED_TABLES.values() if g.table in tables]
-        if not guarded:
-            continue
-        present = existing_triggers(connection)
-        for g in guarded:
-            for name in g.trigger_names(connection.vendor):
-                if name not in present:
-                    errors.append(
-                        Error(
-                            f"Guard trigger {name} on table {g.table} is missing or disabled "
-                            f"(database '{alias}').",
-                            hint="Run `python manage.py install_guards` to recreate it, then find what removed it.",
-                            id="guards.E001",
-                        )
-                    )
+        for guarded, name, problem in guard_problems(connection, _migrated_tables(connection)):
+            errors.append(
+                Error(
+                    f"Guard trigger {name} on table {guarded.table} {problem} (database '{alias}').",
+                    hint="Run `python manage.py install_guards` to recreate it, then find what changed it.",
+                    id="guards.E001",
+                )
+            )
     return errors

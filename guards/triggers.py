@@ -137,6 +137,81 @@ def uninstall(connection, g: GuardedTable) -> None:
                 cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
+# PostgreSQL's pg_trigger.tgtype bits: FOR EACH ROW, BEFORE, and the events.
+_ROW, _BEFORE, _INSERT, _DELETE, _UPDATE, _TRUNCATE = 1, 2, 4, 8, 16, 32
+
+
+def expected_definitions(g: GuardedTable, vendor: str) -> dict[str, str]:
+    """Each guard trigger of `g` as the database should hold it, in the form `installed_definitions` reads.
+
+    SQLite: the CREATE statement as sqlite_master keeps it (without IF NOT EXISTS). PostgreSQL: the table,
+    the timing and events, ALWAYS enabled, no WHEN, and the body of the function it runs."""
+    if vendor == "sqlite":
+        return {
+            statement.split()[5]: statement.replace("CREATE TRIGGER IF NOT EXISTS ", "CREATE TRIGGER ", 1)
+            for statement in _sqlite_statements(g)
+        }
+    t, p = g.table, GUARD_PREFIX
+    refuse = _function_body(_PG_REFUSE_FUNCTION)
+    found = {
+        f"{p}{t}_no_update": _pg_definition(t, _ROW | _BEFORE | _UPDATE, f"{p}refuse", refuse),
+        f"{p}{t}_no_delete": _pg_definition(t, _ROW | _BEFORE | _DELETE, f"{p}refuse", refuse),
+        f"{p}{t}_no_truncate": _pg_definition(t, _BEFORE | _TRUNCATE, f"{p}refuse", refuse),
+    }
+    if g.seq_column:
+        found[f"{p}{t}_seq"] = _pg_definition(t, _ROW | _BEFORE | _INSERT, f"{p}{t}_seq",
+                                              _function_body(_pg_seq_function(g)))
+    return found
+
+
+def _function_body(create_function: str) -> str:
+    return create_function.split("$$", 2)[1]
+
+
+def _pg_definition(table: str, tgtype: int, function: str, body: str) -> str:
+    return f"on {table}; type {tgtype}; enabled A; when -; runs {function}: {body}"
+
+
+def installed_definitions(connection) -> dict[str, set[str]]:
+    """The guard triggers present, name -> their definitions in the form `expected_definitions` gives."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT t.tgname, c.relname, t.tgtype, t.tgenabled, t.tgqual IS NULL, p.proname, p.prosrc "
+                "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+                "WHERE t.tgname LIKE %s", [GUARD_PREFIX + "%"],
+            )
+            rows = [(name, f"on {table}; type {tgtype}; enabled {enabled}; when {'-' if no_when else 'set'}; "
+                           f"runs {function}: {body}")
+                    for name, table, tgtype, enabled, no_when, function, body in cursor.fetchall()]
+        else:
+            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
+                           [GUARD_PREFIX + "%"])
+            rows = cursor.fetchall()
+    found: dict[str, set[str]] = {}
+    for name, definition in rows:  # on PostgreSQL a name may stand on several tables (after a table swap)
+        found.setdefault(name, set()).add(definition)
+    return found
+
+
+def guard_problems(connection, tables: set[str]) -> list[tuple[GuardedTable, str, str]]:
+    """(table, trigger, what is wrong) for every guard trigger of the migrated `tables` that is missing or
+    differs from its definition: on another table, another timing or event, disabled, with a WHEN clause, or
+    running a changed function."""
+    installed = installed_definitions(connection)
+    problems = []
+    for g in GUARDED_TABLES.values():
+        if g.table not in tables:
+            continue
+        for name, definition in expected_definitions(g, connection.vendor).items():
+            if name not in installed:
+                problems.append((g, name, "is missing"))
+            elif definition not in installed[name]:
+                problems.append((g, name, "differs from its definition (table, timing, events, enabled state, "
+                                          "WHEN clause or function body)"))
+    return problems
+
+
 def existing_triggers(connection) -> set[str]:
     """Names of the guard triggers present and enabled in the database."""
     with connection.cursor() as cursor:

@@ -312,7 +312,7 @@ def test_install_guards_restores_the_refusal_itself_not_only_the_name(job):
 def test_install_guards_is_idempotent():
     out = io.StringIO()
     call_command("install_guards", stdout=out)
-    assert out.getvalue().strip() == "0 guard trigger(s) created"
+    assert out.getvalue().strip() == "0 guard trigger(s) created or repaired"
 
 
 @pytest.mark.slow
@@ -352,3 +352,78 @@ def test_insert_or_replace_of_an_existing_registry_job_and_run_is_refused_on_sql
         match="research_registryentry is insert-only: a row with this key exists",
     )
     assert list(RegistryEntry.objects.values_list("id", "job_id", "run_id", "verdict")) == before
+
+
+# --- guards checked by definition, not by name ---------------------------------------------------------------
+
+NEUTERED = {
+    # how -> (vendor, statements that keep the trigger's name but take its teeth, the triggers they change)
+    "sqlite trigger WHEN 0": ("sqlite", [
+        "DROP TRIGGER eam_guard_jobs_jobevent_no_update",
+        "CREATE TRIGGER eam_guard_jobs_jobevent_no_update BEFORE UPDATE ON jobs_jobevent WHEN 0 "
+        "BEGIN SELECT RAISE(ABORT, 'jobs_jobevent is insert-only: UPDATE refused'); END",
+    ], ["eam_guard_jobs_jobevent_no_update"]),
+    "postgresql function RETURN NEW": ("postgresql", [
+        "CREATE OR REPLACE FUNCTION eam_guard_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+    ], ["eam_guard_jobs_jobevent_no_update", "eam_guard_jobs_jobspec_no_delete"]),
+    "postgresql trigger WHEN (false)": ("postgresql", [
+        "CREATE OR REPLACE TRIGGER eam_guard_jobs_jobevent_no_update BEFORE UPDATE ON jobs_jobevent FOR EACH ROW "
+        "WHEN (false) EXECUTE FUNCTION eam_guard_refuse()",
+        "ALTER TABLE jobs_jobevent ENABLE ALWAYS TRIGGER eam_guard_jobs_jobevent_no_update",
+    ], ["eam_guard_jobs_jobevent_no_update"]),
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", sorted(NEUTERED))
+def test_a_neutered_guard_fails_the_check_and_install_guards_repairs_it(job, how):
+    vendor, statements, named = NEUTERED[how]
+    only_on(vendor)
+    try:
+        # given a guard trigger that keeps its name but no longer refuses anything
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+        # when the system check runs, then it fails and names it
+        errors = check_errors()
+        assert "guards.E001" in errors
+        for name in named:
+            assert f"Guard trigger {name} " in errors and "differs from its definition" in errors, (name, errors)
+    finally:
+        out = io.StringIO()
+        call_command("install_guards", stdout=out)
+
+    # and install_guards repairs it: the check passes and the update is refused again
+    assert f"repaired {named[0]}" in out.getvalue()
+    assert check_errors() == ""
+    refused("UPDATE jobs_jobevent SET step = step WHERE seq = 1", match="jobs_jobevent is insert-only")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_table_swap_fails_the_check_and_install_guards_guards_the_table_in_place(job):
+    # given the events table renamed and an unguarded copy put in its place
+    copy = ("CREATE TABLE jobs_jobevent AS SELECT * FROM jobs_jobevent_swapped WHERE 0" if connection.vendor == "sqlite"
+            else "CREATE TABLE jobs_jobevent (LIKE jobs_jobevent_swapped INCLUDING ALL)")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE jobs_jobevent RENAME TO jobs_jobevent_swapped")
+            cursor.execute(copy)
+
+        # when the system check runs, then it fails and names the events' guards
+        errors = check_errors()
+        assert "Guard trigger eam_guard_jobs_jobevent_no_update on table jobs_jobevent" in errors, errors
+
+        # and install_guards guards the table in place again (a DELETE there is refused)
+        call_command("install_guards", stdout=io.StringIO())
+        assert check_errors() == ""
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO jobs_jobevent SELECT * FROM jobs_jobevent_swapped WHERE seq = 1")
+        with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM jobs_jobevent")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS jobs_jobevent")
+            cursor.execute("ALTER TABLE jobs_jobevent_swapped RENAME TO jobs_jobevent")
+        call_command("install_guards", stdout=io.StringIO())
+    assert check_errors() == ""

@@ -1,12 +1,13 @@
-"""Recreate every guard trigger (idempotent); for a database that lost one, e.g. after a table rebuild."""
+"""Recreate every guard trigger that is missing or differs from its definition (idempotent): for a database that
+lost one (a table rebuild) or where one was changed by hand."""
 from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from guards.triggers import GUARDED_TABLES, existing_triggers, install
+from guards.triggers import guard_problems, install, uninstall
 
 
 class Command(BaseCommand):
-    help = "Create any missing guard trigger on the insert-only tables."
+    help = "Create any missing guard trigger on the insert-only tables, and recreate any that was changed."
     requires_system_checks = []
 
     def add_arguments(self, parser):
@@ -14,12 +15,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, database, **options):
         connection = connections[database]
-        before = existing_triggers(connection)
-        tables = set(connection.introspection.table_names())
-        for guarded in GUARDED_TABLES.values():
-            if guarded.table in tables:
-                install(connection, guarded)
-        created = sorted(existing_triggers(connection) - before)
-        for name in created:
-            self.stdout.write(f"created {name}")
-        self.stdout.write(f"{len(created)} guard trigger(s) created")
+        problems = guard_problems(connection, set(connection.introspection.table_names()))
+        for guarded in {id(g): g for g, _, _ in problems}.values():
+            uninstall(connection, guarded)  # drop and create: a changed trigger is replaced, not kept
+            install(connection, guarded)
+        for _, name, problem in problems:
+            self.stdout.write(f"{'created' if problem == 'is missing' else 'repaired'} {name}")
+        self.stdout.write(f"{len(problems)} guard trigger(s) created or repaired")
