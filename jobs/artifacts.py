@@ -13,8 +13,8 @@ from research.dossier import dossier_root
 from research.errors import ArtifactNotFound
 
 from .errors import NotFound
-from .services import check_job_id
-from .models import JobEvent, JobState
+from .services import get_job
+from .models import JobEvent
 from .pipelines import RESULT_EVENTS, EventType
 
 ARTIFACT_EVENTS = tuple(str(e) for e in (*RESULT_EVENTS, EventType.RERUN_COMPLETED))
@@ -65,13 +65,6 @@ def recorded_artifacts(job_id: str, up_to_seq: int | None = None) -> tuple[list[
     return artifacts, run_id, ran
 
 
-def _check_job(job_id: str) -> None:
-    """NotFound for a malformed id or a job that does not exist: one query."""
-    check_job_id(job_id)
-    if not JobState.objects.filter(job_id=job_id).exists():
-        raise NotFound(f"job {job_id} not found", code="job_not_found")
-
-
 def _dossier_run(job_id: str) -> str | None:
     """The run whose dossier the job shows under `dossier/`: its own, once the run completed."""
     _, run_id, ran = recorded_artifacts(job_id)
@@ -89,7 +82,7 @@ def _dot_path(path: str) -> bool:
 
 def job_artifacts(*, job_id: str) -> dict:
     """Every file under `jobs/<job_id>/`, and the dossier once the job's run completed, with sha256 and size."""
-    _check_job(job_id)
+    get_job(job_id)  # NotFound for a malformed id or a job that does not exist
     folders = [("", f"jobs/{job_id}")]
     run_id = _dossier_run(job_id)
     if run_id:
@@ -110,7 +103,7 @@ def job_artifacts(*, job_id: str) -> dict:
 
 def job_artifact(*, job_id: str, path: str) -> ArtifactFile:
     """One artifact of the job by its path relative to `jobs/<job_id>/` (or `dossier/...`); never outside."""
-    _check_job(job_id)
+    get_job(job_id)  # NotFound for a malformed id or a job that does not exist
     check_path(path)  # UnsafePath (400) for `..`, absolute paths, backslashes, NUL, odd characters
     if _dot_path(path):
         raise _artifact_missing(path)

@@ -37,10 +37,6 @@ class Actor:
     def worker(cls, worker_id: str) -> "Actor":
         return cls("worker", worker_id)
 
-    @classmethod
-    def system(cls, name: str = "eam") -> "Actor":
-        return cls("system", name)
-
     def as_dict(self) -> dict:
         return {"kind": self.kind, "id": self.id}
 

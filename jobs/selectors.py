@@ -138,17 +138,6 @@ def _page(found: list[dict], limit: int) -> Page:
     return Page(results=[_summary(row) for row in page], next_cursor=next_cursor)
 
 
-def get_job_state(job_id: str) -> JobState:
-    """The job's projection with its spec (one query); NotFound for an unknown or malformed id."""
-    services.check_job_id(job_id)
-    try:
-        return JobState.objects.select_related("job").get(job_id=job_id)
-    except JobState.DoesNotExist:
-        raise NotFound(f"job {job_id} not found", code="job_not_found") from None
-
-
-
-
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
                   "lease_expires_at", "job__spec", "job__spec_sha256")
 CAN = ("can_approve", "can_reject", "can_retry", "can_cancel")
@@ -235,7 +224,7 @@ def event_view(row: JobEvent) -> dict:
 
 def job_events(*, job_id: str, after_seq: int = 0, limit: int = 500) -> dict:
     """Events with seq > after_seq, oldest first, `limit` at a time: two queries."""
-    state = get_job_state(job_id)
+    state = services.get_job(job_id).state
     rows = list(JobEvent.objects.filter(job_id=job_id, seq__gt=after_seq).order_by("seq")[:limit])
     return {
         "job_id": job_id,

@@ -9,8 +9,8 @@ next seq, so a worker whose lease was taken over cannot write its stale result.
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,8 +19,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from jobs import events
-from jobs.events import Actor
-from jobs.events import RUNNABLE_CHANNEL, Lease, append_events, now, state_from_row
+from jobs.events import RUNNABLE_CHANNEL, Actor, Lease, append_events, now, state_from_row
 from jobs.models import JobSpec, JobState
 from jobs.pipelines import RUNNABLE_STATUSES, Status
 from jobs.state import DerivedState

@@ -199,3 +199,20 @@ def test_nothing_can_be_appended_after_done():
 
     assert caught.value.code == "illegal_transition"
     assert store_snapshot() == before
+
+
+@pytest.mark.django_db(transaction=True)  # outside any transaction, as services and the engine append
+def test_one_append_is_one_statement_on_postgresql_and_one_transaction_of_two_on_sqlite():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = new_blueprint_job()
+    state = state_from_row(JobState.objects.get(job_id=job.job_id))  # as a caller that read the job passes it
+    with CaptureQueriesContext(connection) as captured:
+        append_events(job_id=job.job_id, expected_seq=2, events=[started("compile")], state=state)
+    sent = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    if connection.vendor == "postgresql":
+        assert sent == ["WITH"], captured.captured_queries  # the fenced UPDATE and the INSERT, in autocommit
+    else:
+        assert sent == ["BEGIN", "UPDATE", "INSERT", "COMMIT"], captured.captured_queries
+    assert JobEvent.objects.filter(job_id=job.job_id).count() == 2
