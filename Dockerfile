@@ -26,12 +26,13 @@ COPY . .
 ENV STATIC_ROOT=/app/staticfiles
 RUN SECRET_KEY=collectstatic-at-build-time-only python manage.py collectstatic --noinput
 
-# Writable places for the non-root user: var/ (the SQLite default, if DATABASE_URL is not set) and the
-# artifact root. A named volume mounted on /data/artifacts starts with this ownership.
+# Writable places for the non-root user: var/ (the SQLite default, if DATABASE_URL is not set), the artifact
+# root and the development signing key's folder. Named volumes mounted there start with this ownership.
 RUN groupadd --system --gid 10001 eam \
     && useradd --system --uid 10001 --gid eam --no-create-home --home-dir /app --shell /usr/sbin/nologin eam \
-    && mkdir -p /app/var /data/artifacts \
-    && chown eam:eam /app/var /data/artifacts
+    && mkdir -p /app/var /data/artifacts /data/keys \
+    && chown eam:eam /app/var /data/artifacts /data/keys \
+    && chmod 700 /data/keys
 
 ENV EAM_ARTIFACT_ROOT=/data/artifacts \
     WEB_CONCURRENCY=3

@@ -121,6 +121,13 @@ EAM_MAX_BODY_BYTES = env.int("EAM_MAX_BODY_BYTES", default=1024 * 1024)
 # sets a step's own limit (e.g. run=7200,gates=120).
 EAM_STEP_TIMEOUT_SECONDS = env.float("EAM_STEP_TIMEOUT_SECONDS", default=3600.0)
 EAM_STEP_TIMEOUTS = env.dict("EAM_STEP_TIMEOUTS", default={})
+# Event and anchor signatures (docs/operations.md, section 6): key id -> PEM file. The last signing key listed
+# signs; the others, and the public keys, verify. Without a signing key, one is generated into EAM_KEY_DIR.
+EAM_SIGNING_KEYS = env.dict("EAM_SIGNING_KEYS", default={})
+EAM_PUBLIC_KEYS = env.dict("EAM_PUBLIC_KEYS", default={})
+EAM_KEY_DIR = env.str("EAM_KEY_DIR", default=str(VAR_DIR / "keys"))
+# Loop workers write an anchor of every job's head at most this often (0: only `manage.py anchor_heads`).
+EAM_ANCHOR_SECONDS = env.float("EAM_ANCHOR_SECONDS", default=600.0)
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

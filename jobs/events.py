@@ -14,6 +14,7 @@ from contracts import canonical_json, sha256_hex, validate_event
 
 from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
+from . import signing
 from .pipelines import EVENT_SCHEMA, SUBMIT_EVENTS, EventType, Kind, Status
 from .state import DerivedState, IllegalTransition, apply_event, initial_state
 
@@ -194,6 +195,7 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
     """The rows of `events` after `state`, validated, chained and folded: (rows, the state they lead to)."""
     rows = []
     stamp = format_time(recorded_at)
+    keys = signing.signer or signing.keyring()  # with signing=True there is always a key (the dev one at worst)
     for new in events:
         seq = state.last_seq + 1
         payload = new.payload or {}
@@ -209,11 +211,12 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
             state = apply_event(state, {**doc, "hash": digest})
         except IllegalTransition as exc:
             raise Conflict(f"{new.event_type} is not allowed now: {exc}", code="illegal_transition") from exc
+        signature = keys.signing_key.sign(signing.EVENT_CONTEXT + digest.encode()).hex()
         rows.append(
             JobEvent(
                 job_id=job_id, seq=seq, event_type=doc["event_type"], step=new.step, actor=doc["actor"],
                 payload=payload, schema_version=EVENT_SCHEMA, recorded_at=recorded_at,
-                prev_hash=doc["prev_hash"], hash=digest,
+                prev_hash=doc["prev_hash"], hash=digest, key_id=keys.signing_id, signature=signature,
             )
         )
     return rows, state
@@ -224,7 +227,7 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
 # Values go through the backend's own adapters (`connection.ops.adapt_*`), as the ORM would send them.
 
 EVENT_COLUMNS = ("job_id", "seq", "event_type", "step", "actor", "payload", "schema_version", "recorded_at",
-                 "prev_hash", "hash")
+                 "prev_hash", "hash", "key_id", "signature")
 # PostgreSQL infers a VALUES list's types from its first row: these casts make the JSON and time columns fit.
 EVENT_CASTS = {"actor": "::jsonb", "payload": "::jsonb", "recorded_at": "::timestamptz", "seq": "::integer"}
 

@@ -63,6 +63,10 @@ class JobEvent(models.Model):
     recorded_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # Ed25519 signature of `hash` (jobs.signing) and the id of the key that made it; null only on events
+    # written before events were signed, which `verify_events` reports as unsigned.
+    key_id = models.CharField(max_length=64, null=True, blank=True)
+    signature = models.CharField(max_length=128, null=True, blank=True)
 
     class Meta:
         ordering = ["job_id", "seq"]

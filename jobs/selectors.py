@@ -219,6 +219,8 @@ def event_view(row: JobEvent) -> dict:
         "recorded_at": iso(row.recorded_at),
         "prev_hash": row.prev_hash,
         "hash": row.hash,
+        "key_id": row.key_id,
+        "signature": row.signature,
     }
 
 

@@ -79,6 +79,8 @@ def process_env(transactional_db, settings):
         DATABASE_URL=database_url(),
         SECRET_KEY="eam-test-only-key",
         EAM_ARTIFACT_ROOT=str(settings.EAM_ARTIFACT_ROOT),
+        # Loop workers would anchor the session's shared artifact root, which outlives each test's jobs.
+        EAM_ANCHOR_SECONDS="0",
         DJANGO_SETTINGS_MODULE="eam_site.settings",
         PYTHONPATH=str(REPO_ROOT),
     )

@@ -94,6 +94,8 @@ class Event(serializers.Serializer):
     recorded_at = serializers.DateTimeField()
     prev_hash = serializers.CharField()
     hash = serializers.CharField()
+    key_id = serializers.CharField(allow_null=True, help_text="the signing key's id (docs/operations.md)")
+    signature = serializers.CharField(allow_null=True, help_text="Ed25519 signature of the hash, hex")
 
 
 class EventPage(serializers.Serializer):

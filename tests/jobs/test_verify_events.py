@@ -5,18 +5,16 @@ by hand for one statement, then put back.
 """
 import io
 import subprocess
-from contextlib import contextmanager
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
 
 from contracts import canonical_json, sha256_hex
 from jobs.events import document_of
 from jobs.models import JobEvent, JobSpec, JobState
 
 from ..conftest import REPO_ROOT
-from ..builders import append, new_blueprint_job, rerun, to_runspec_review
+from ..builders import append, guard_off, new_blueprint_job, rerun, to_runspec_review
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -26,23 +24,6 @@ def verify_events(process_env, python, *args) -> subprocess.CompletedProcess:
         [python, "manage.py", "verify_events", *args], cwd=REPO_ROOT, env=process_env, capture_output=True,
         text=True, timeout=120,
     )
-
-
-@contextmanager
-def guard_off(trigger: str, table: str = "jobs_jobevent"):
-    """Switch one guard trigger of `table` off for the statements inside, then back on."""
-    from guards.triggers import GUARDED_TABLES, install
-
-    name = f"eam_guard_{table}_{trigger}"
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
-            yield cursor
-            cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}")
-        else:
-            cursor.execute(f"DROP TRIGGER {name}")
-            yield cursor
-            install(connection, GUARDED_TABLES[table])
 
 
 @pytest.fixture
