@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "jobs.api.http.DatabaseUnavailableMiddleware",  # 503, not 500, while the database is unreachable
 ]
 
 ROOT_URLCONF = "eam_site.urls"

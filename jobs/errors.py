@@ -1,5 +1,11 @@
 """Domain errors raised by the services; every interface maps them (HTTP status, admin message, exit code)."""
+from django.db import InterfaceError, OperationalError
+
 from research import errors as research
+
+# What a lost or refused database connection raises (Django wraps the driver's own errors in these): the API
+# answers 503 for it and a worker waits it out, instead of either calling it a failure.
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class DomainError(Exception):

@@ -5,13 +5,18 @@ A claim is a short transaction: lock the first runnable job in (created_at, job_
 lease holds — `FOR UPDATE SKIP LOCKED` on PostgreSQL, the IMMEDIATE write lock on SQLite — and append
 STEP_STARTED with the lease. The STEP_STARTED seq is the fencing token: the step's result must take the
 next seq, so a worker whose lease was taken over cannot write its stale result.
+
+A database outage is waited out here too (`retrying`): after a connection-level error (the server restarted,
+the network dropped) the broken connection is closed and the work tried again, waiting longer each time; any
+other database error (a constraint, a bug) is raised at once, so it never loops.
 """
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
@@ -19,6 +24,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from jobs import events
+from jobs.errors import DATABASE_UNREACHABLE
 from jobs.events import RUNNABLE_CHANNEL, Actor, Lease, append_events, now, state_from_row
 from jobs.models import JobSpec, JobState
 from jobs.pipelines import RUNNABLE_STATUSES, Status
@@ -58,6 +64,50 @@ def database_now() -> datetime:
     return local_now() + _offset
 
 
+# -- outages --------------------------------------------------------------------------------------------------
+
+FIRST_WAIT_SECONDS = 0.5
+LONGEST_WAIT_SECONDS = 30.0
+
+
+class Backoff:
+    """Waits that double from FIRST_WAIT_SECONDS up to LONGEST_WAIT_SECONDS, each drawn at random from the upper
+    half of its range, so that workers that lost the database together do not all come back at the same moment."""
+
+    def __init__(self):
+        self._limit = FIRST_WAIT_SECONDS
+
+    def next_wait(self) -> float:
+        wait = random.uniform(self._limit / 2, self._limit)
+        self._limit = min(self._limit * 2, LONGEST_WAIT_SECONDS)
+        return wait
+
+
+def retrying(action: Callable, *, doing: str, giving_up: Callable[[], bool] = lambda: False,
+             pause: Callable[[float], None] = time.sleep):
+    """`action()`, tried again after each connection-level error until it succeeds, with a new connection and a
+    longer wait each time (the waits start short again on the next call). The error is raised once
+    `giving_up()` says so. Called outside any transaction: the connection is closed between attempts."""
+    backoff = Backoff()
+    while True:
+        try:
+            return action()
+        except DATABASE_UNREACHABLE as exc:
+            connection.close()
+            if giving_up():
+                log.warning("database unreachable while %s (%s); giving up", doing, _first_line(exc))
+                raise
+            wait = backoff.next_wait()
+            log.warning("database unreachable while %s (%s); trying again in %.1fs", doing, _first_line(exc), wait)
+            pause(wait)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# -- claims -----------------------------------------------------------------------------------------------------
+
 def _runnable(job_ids) -> Q:
     """Runnable: queued or running with a step due, not waiting for a retry time, and no live lease."""
     condition = (
@@ -86,8 +136,9 @@ def wait_for_work(seconds: float) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"LISTEN {RUNNABLE_CHANNEL}")  # idempotent; done again after any reconnect
-    for _ in connection.connection.notifies(timeout=seconds, stop_after=1):
-        pass
+    with connection.wrap_database_errors:  # the driver's own call: a lost connection raises as in a query
+        for _ in connection.connection.notifies(timeout=seconds, stop_after=1):
+            pass
 
 
 def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids=None) -> Claim | Abandoned | None:
@@ -148,10 +199,17 @@ class HeldLease:
     on_timeout: Callable[[], None] | None = None
     lost: bool = False
     timed_out: bool = False
+    valid_until: float = 0.0  # time.monotonic() at which the lease expires unless it is renewed before
+    backoff: Backoff = field(default_factory=Backoff)  # after a renewal the database did not answer
 
     @property
     def interval(self) -> float:
         return max(self.lease_seconds / 3, 0.2)
+
+    def over(self) -> bool:
+        """Whether the lease can no longer be this worker's: lost, timed out, or expired by this worker's reckoning
+        (it was taken a moment before the step started, and is renewed while the step runs)."""
+        return self.lost or self.timed_out or time.monotonic() >= self.valid_until
 
 
 class LeaseKeeper:
@@ -173,6 +231,7 @@ class LeaseKeeper:
                 time_limit: float | None = None, on_timeout: Callable[[], None] | None = None):
         lease = HeldLease(worker_id, lease_seconds, job_id, started_seq, due=0.0, on_timeout=on_timeout)
         lease.due = time.monotonic() + lease.interval
+        lease.valid_until = time.monotonic() + lease_seconds
         if time_limit is not None:
             lease.deadline = time.monotonic() + time_limit
         with self._lock:
@@ -203,10 +262,15 @@ class LeaseKeeper:
                     lease.timed_out, self._current = True, None
                 self._time_out(lease)
                 continue
+            asked = time.monotonic()
             renewed = self._renew(lease)
             with self._lock:
+                if renewed:
+                    lease.valid_until, lease.backoff = asked + lease.lease_seconds, Backoff()
                 if self._current is lease:
-                    lease.due = time.monotonic() + lease.interval
+                    # When the database did not answer (an outage), ask again soon rather than an interval later.
+                    wait = min(lease.backoff.next_wait(), lease.interval) if renewed is None else lease.interval
+                    lease.due = time.monotonic() + wait
                     if renewed is False:
                         lease.lost, self._current = True, None
 

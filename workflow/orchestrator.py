@@ -4,6 +4,8 @@ This runner is the one place that maps step outcomes to events: an expected fail
 data: a research or domain error) is ERROR at once; anything else is STEP_FAILED, retried with backoff up
 to `max_attempts`, then ERROR. When a step succeeds and the next stage is another step, its result and
 the next STEP_STARTED are appended in one transaction, so the worker keeps the job without a new claim.
+A database outage is no step's failure: the step runs again, or its outcome is appended again, once the
+database is back (`claims.retrying`).
 """
 import logging
 import time
@@ -18,12 +20,13 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from jobs import events
-from jobs.errors import Conflict, DomainError
+from jobs.errors import DATABASE_UNREACHABLE, Conflict, DomainError
 from jobs.events import Actor, Lease, append_events
 from jobs.pipelines import Checkpoint, Status, Step
 from jobs.artifacts import recorded_artifacts
-from jobs.models import JobSpec
-from jobs.state import DerivedState
+from jobs.audit import verify_job
+from jobs.models import JobEvent, JobSpec
+from jobs.state import DerivedState, apply_event
 from research.artifacts import durable_together
 from research.errors import IntegrityFailure, ResearchError
 
@@ -68,7 +71,13 @@ class StepContext:
 
     @cached_property
     def _recorded(self) -> dict[str, str]:
-        # path -> sha256, read once per step: later records of a path replace earlier ones
+        # path -> sha256, read once per step (later records of a path replace earlier ones), from a log that
+        # verifies: chain, signatures, replay and projection. A forged approval, or a projection moved on with no
+        # event, is never acted on.
+        findings = verify_job(self.job.job_id)
+        if findings:
+            more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+            raise IntegrityFailure(f"the event log of job {self.job.job_id} does not verify: {findings[0]}{more}")
         return {ref["path"]: ref["sha256"] for ref in recorded_artifacts(self.job.job_id)[0]}
 
     def recorded_sha256(self, path: str) -> str:
@@ -223,37 +232,88 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
         with claims.keeper.keeping(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
                                    job_id=job.job_id, started_seq=state.last_seq, time_limit=config.time_limit(step),
                                    on_timeout=partial(_time_out, job.job_id, state, config)) as lease:
-            global _step_in_flight
-            try:
-                _step_in_flight = True
-                with durable_together():  # the step's files are on disk before its result is recorded
-                    outcome = executor_for(step)(context)
-            except Exception as exc:  # the one catch-all: every failure becomes an event
-                if not isinstance(exc, EXPECTED_FAILURES):
-                    log.exception("step %s of job %s failed (attempt %s)", step, job.job_id, state.attempt)
-                outcome_events, label = _failure_events(state, exc, config)
-                outcome, lease_after = None, Lease()
-            finally:
-                _step_in_flight = False
+            outcome, failure = _run_step(context, state, config, lease)
         executed += 1
         seconds = time.monotonic() - started
+        may_continue = (budget is None or executed < budget) and not stopping()
         try:
-            # With a record to write, it and the result commit together or not at all.
-            with transaction.atomic() if outcome is not None and outcome.record else nullcontext():
-                if outcome is not None:
-                    may_continue = (budget is None or executed < budget) and not stopping()
-                    outcome_events, lease_after = _result_events(state, outcome, config, may_continue)
-                    label = "completed"
-                _, state = append_events(job_id=job.job_id, expected_seq=state.last_seq + 1, events=outcome_events,
-                                         state=state, lease=lease_after)
+            label, written, state = _write_outcome(job.job_id, state, outcome, failure, config, may_continue, lease)
         except Conflict as exc:
             # Fenced: the lease was taken over or the job was cancelled meanwhile; our result is void.
             why = " (timed out)" if lease.timed_out else " (lease lost)" if lease.lost else ""
             report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{why}"))
             break
-        detail = _describe(state, outcome, outcome_events)
-        report(StepReport(job.job_id, step, label, seconds, detail))
+        report(StepReport(job.job_id, step, label, seconds, _describe(state, outcome, written)))
     return executed
+
+
+def _run_step(context: StepContext, state: DerivedState, config: WorkerConfig, lease: claims.HeldLease):
+    """(the step's outcome, None), or (None, (the events of its failure, label))."""
+    global _step_in_flight
+    try:
+        _step_in_flight = True
+        with durable_together():  # the step's files are on disk before its result is recorded
+            # An executor that meets a database outage (it reads rows) is not failed: it runs again once the
+            # database is back, within this claim; steps are deterministic and write the same bytes.
+            return claims.retrying(partial(executor_for(context.step), context), giving_up=lease.over,
+                                    doing=f"running step {context.step} of job {context.job.job_id}"), None
+    except DATABASE_UNREACHABLE:
+        raise  # the lease ran out first: the job is recovered as a crashed worker's would be
+    except Exception as exc:  # the one catch-all: every other failure becomes an event
+        if not isinstance(exc, EXPECTED_FAILURES):
+            log.exception("step %s of job %s failed (attempt %s)", context.step, context.job.job_id, state.attempt)
+        return None, _failure_events(state, exc, config)
+    finally:
+        _step_in_flight = False
+
+
+def _write_outcome(job_id: str, state: DerivedState, outcome: StepOutcome | None, failure, config: WorkerConfig,
+                   may_continue: bool, lease: claims.HeldLease):
+    """Append the step's outcome (or `failure`: its events and label) as the seq after its STEP_STARTED, the
+    fence: (label, events, new state).
+
+    Through a database outage the outcome is kept here and appended again once the database is back, for as
+    long as the lease may hold. An append that committed but whose acknowledgment was lost finds its seq taken
+    on the next attempt: by our own events, which then count as written."""
+    label = "completed" if outcome is not None else failure[1]
+    attempts = []  # the events each attempt sent; all but the last one lost their connection
+
+    def append():
+        try:
+            # With a record to write, it and the result commit together or not at all.
+            with transaction.atomic() if outcome is not None and outcome.record else nullcontext():
+                if outcome is None:
+                    outcome_events, lease_after = failure[0], Lease()
+                else:
+                    outcome_events, lease_after = _result_events(state, outcome, config, may_continue)
+                attempts.append(outcome_events)
+                _, after = append_events(job_id=job_id, expected_seq=state.last_seq + 1, events=outcome_events,
+                                         state=state, lease=lease_after)
+            return label, outcome_events, after
+        except Conflict as exc:
+            # Taken by an earlier attempt of ours, which committed after all? (All of them send the same events.)
+            retried = len(attempts) > 1 and exc.code == "seq_conflict"
+            after = _appended_already(job_id, state, attempts[0]) if retried else None
+            if after is None:
+                raise
+            return label, attempts[0], after
+
+    doing = f"writing the outcome of step {state.next_step} of job {job_id}"
+    return claims.retrying(append, doing=doing, giving_up=lease.over)
+
+
+def _appended_already(job_id: str, state: DerivedState, sent: list) -> DerivedState | None:
+    """The job's state after `sent` if the events after `state` are these (same type, step and actor: an append
+    whose acknowledgment was lost), else None."""
+    rows = list(JobEvent.objects.filter(job_id=job_id, seq__gt=state.last_seq).order_by("seq")[:len(sent)])
+    if [(row.event_type, row.step, row.actor) for row in rows] != [
+        (new.event_type, new.step, new.actor.as_dict()) for new in sent
+    ]:
+        return None
+    for row in rows:
+        state = apply_event(state, {"event_type": row.event_type, "step": row.step, "payload": row.payload,
+                                    "seq": row.seq, "hash": row.hash})
+    return state
 
 
 def _describe(state: DerivedState, outcome: StepOutcome | None, events) -> str:

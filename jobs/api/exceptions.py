@@ -1,19 +1,22 @@
 """The one place where errors become HTTP responses: `{"detail", "code"}` (+ `errors` with JSON pointers).
 
 `exception_handler` is DRF's EXCEPTION_HANDLER; `not_found`, `bad_request` and `server_error` are the root
-urlconf's handler404/400/500, so that a URL no view matches answers in the same shape.
+urlconf's handler404/400/500, so that a URL no view matches answers in the same shape. A database that cannot
+be reached is a 503 `database_unavailable` with Retry-After, not a 500: from DRF views through the handler,
+from the others (admin, /ui) through `http.DatabaseUnavailableMiddleware`. Django drops a broken connection when
+the request ends, so the next request after the outage connects afresh.
 """
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from contracts import json_pointer
-from jobs.errors import DomainError, from_research
+from jobs.errors import DATABASE_UNREACHABLE, DomainError, from_research
 from research.errors import ResearchError
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,15 @@ DRF_CODES: tuple[tuple[type, str], ...] = (
     (drf.NotAcceptable, "not_acceptable"),
     (drf.Throttled, "throttled"),
     (drf.ValidationError, "invalid_input"),
+)
+
+
+UNAVAILABLE_DETAIL = "the database cannot be reached just now; try again shortly"
+UNAVAILABLE_HEADERS = {"Retry-After": "5"}  # seconds
+UNAVAILABLE_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Service unavailable</title></head>'
+    "<body><h1>Service unavailable</h1><p>The database cannot be reached just now. Try again in a few seconds."
+    "</p></body></html>"
 )
 
 
@@ -88,6 +100,10 @@ def _drf_response(exc: drf.APIException) -> Response:
 
 def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER. Returns None (a real 500, logged by Django) only for a bug of ours."""
+    if isinstance(exc, DATABASE_UNREACHABLE):
+        log.warning("database unavailable while serving %s: %s", context.get("request"), exc)
+        return Response(error_body(UNAVAILABLE_DETAIL, "database_unavailable"), status=503,
+                        headers=UNAVAILABLE_HEADERS)
     if isinstance(exc, ResearchError):
         domain = from_research(exc)
         if domain is None:
@@ -130,3 +146,13 @@ def server_error(request):
     if _is_page(request):
         return defaults.server_error(request)
     return JsonResponse(error_body("internal server error", "internal_error"), status=500)
+
+
+def database_unavailable(request, exception):
+    """The answer to a view outside DRF (the admin, /ui, Django's own) that met an unreachable database: a plain
+    page for the admin and /ui, the API's JSON error elsewhere."""
+    log.warning("database unavailable while serving %s: %s", request.path, exception)
+    if _is_page(request):
+        return HttpResponse(UNAVAILABLE_PAGE, status=503, headers=UNAVAILABLE_HEADERS)
+    return JsonResponse(error_body(UNAVAILABLE_DETAIL, "database_unavailable"), status=503,
+                        headers=UNAVAILABLE_HEADERS)

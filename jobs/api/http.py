@@ -29,11 +29,11 @@ from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 
 from contracts import CONTENT_ID, NAME_ID
-from jobs.errors import InvalidInput
+from jobs.errors import DATABASE_UNREACHABLE, InvalidInput
 from jobs.pipelines import CHECKPOINT_NAMES, Kind, Status
 from research.strategies import FAMILIES
 
-from .exceptions import error_body, pointer_errors
+from .exceptions import database_unavailable, error_body, pointer_errors
 
 MAX_DEPTH = 64
 
@@ -44,6 +44,20 @@ def _refuse(status: int, detail: str, code: str) -> JsonResponse:
     # No `Connection: close`: WSGI forbids an application to send hop-by-hop headers (runserver answers a 500
     # for it). The server deals with the body left unread: runserver reads and drops it, gunicorn skips it.
     return JsonResponse(error_body(detail, code), status=status)
+
+
+class DatabaseUnavailableMiddleware:
+    """503, not 500, from a view outside DRF (DRF's own go through `exceptions.exception_handler`) that met an
+    unreachable database; any other exception is left to Django."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        return database_unavailable(request, exception) if isinstance(exception, DATABASE_UNREACHABLE) else None
 
 
 class BodySizeLimitMiddleware:

@@ -23,9 +23,10 @@ ERROR_MEANINGS = {
     413: "request body larger than EAM_MAX_BODY_BYTES",
     415: "request body is not application/json",
     501: "not available yet (`not_implemented`: idea jobs, until their agents exist)",
+    503: "the database cannot be reached just now (`database_unavailable`); try again after Retry-After seconds",
 }
-READS = (400, 401, 403, 404, 413)
-WRITES = (400, 401, 403, 404, 409, 411, 413, 415)
+READS = (400, 401, 403, 404, 413, 503)
+WRITES = (400, 401, 403, 404, 409, 411, 413, 415, 503)
 
 
 def error_responses(*statuses: int) -> dict:

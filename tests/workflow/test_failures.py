@@ -182,3 +182,31 @@ def test_a_step_past_its_time_limit_is_failed_as_timeout_and_its_late_result_is_
     state = JobState.objects.get(job_id=job.job_id)
     assert (state.status, state.lease_owner) == ("queued", None)
     assert not JobEvent.objects.filter(job_id=job.job_id, event_type="RUNSPEC_COMPILED").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("forgery", ["unsigned approval", "projection moved without an event"])
+def test_a_worker_refuses_to_act_on_a_log_that_does_not_verify(tiny_snapshot, forgery):
+    # given a compiled job waiting for its runspec's approval, approved by a forged, unsigned APPROVED that
+    # the database role inserted (or by its projection alone, moved on with no event at all)
+    from ..builders import forged_event
+
+    job = submitted(SUBMITTER, **TINY_RUN)
+    run_pass(worker())
+    head = JobState.objects.get(job_id=job.job_id)
+    if forgery == "unsigned approval":
+        forged_event(job.job_id, "APPROVED", step="runspec", actor={"kind": "user", "id": "ghost"},
+                     payload={"comment": "", "artifact_sha256": head.review_sha256})
+    else:
+        JobState.objects.filter(job_id=job.job_id).update(status="queued", stage=2, next_step="run",
+                                                          waiting_step=None, review_sha256=None)
+
+    # when the worker takes the job on
+    run_pass(worker())
+
+    # then it runs nothing on it: ERROR integrity naming the problem, no RUN_COMPLETED
+    state = JobState.objects.get(job_id=job.job_id)
+    assert state.status == "error" and state.error["error_class"] == "integrity", state.error
+    expected = "APPROVED: not signed" if forgery == "unsigned approval" else "events cannot be replayed"
+    assert expected in state.error["message"], state.error["message"]
+    assert not JobEvent.objects.filter(job_id=job.job_id, event_type="RUN_COMPLETED").exists()

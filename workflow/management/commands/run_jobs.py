@@ -3,17 +3,26 @@
 On SIGTERM or SIGINT a loop worker stops claiming at once: it starts no job and no step, lets the step in
 flight finish and write its result, and exits 0. A step still running after `--grace-seconds` is stopped:
 it fails as `worker_stopped`, its lease is released with that event, and another worker takes the job on.
+
+A loop worker also writes an anchor of every job's head when it starts and every EAM_ANCHOR_SECONDS
+(jobs.anchors; none when nothing moved).
+
+A loop worker that loses its database (a restart, a network cut) logs it and keeps trying, each pause longer
+than the last up to 30 s, until the database is back (`claims.retrying`).
 """
 import math
 import os
 import signal
 import socket
 import time
+from functools import partial
 
+from django.conf import settings
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
+from jobs.anchors import anchor_heads
 from jobs.errors import DomainError
 from jobs.services import check_job_id
 from workflow import claims
@@ -28,7 +37,7 @@ class Command(BaseCommand):
     help = "Advance runnable jobs: run each due step until the job waits for approval or ends."
     # A worker refuses to start without the guard triggers, but skips the URL checks: they import the
     # whole web stack, which a cron worker never serves, and would double its start-up time.
-    requires_system_checks = ["guards", Tags.models]
+    requires_system_checks = ["guards", "signing", Tags.models]
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="one pass, then exit (for cron and timers)")
@@ -70,44 +79,71 @@ class Command(BaseCommand):
                 raise GraceExpired(f"the worker was stopped and the step ran past its grace period of "
                                    f"{grace_seconds:g}s; another worker takes the job on")
 
+        def look_for_work() -> PassSummary:
+            # An idle worker polls with one read; only a pass that can find work takes the write lock.
+            if not once and not claims.any_runnable(jobs):
+                return PassSummary()
+            return run_pass(config, job_ids=jobs, max_steps=max_steps, report=lambda r: self.stdout.write(r.line()),
+                            stopping=lambda: bool(stopping))
+
+        def idle(wait, seconds):
+            waiting.append(True)  # between passes a stop signal ends the wait at once
+            try:
+                wait(seconds)
+            finally:
+                waiting.clear()
+
+        # A loop worker waits a database outage out, trying again with a growing pause, until it is asked to stop;
+        # a one-off pass gives up at once (in both, a step in flight still writes its outcome: see drive()).
+        retrying = partial(claims.retrying, giving_up=lambda: once or bool(stopping), pause=partial(idle, time.sleep))
+        anchor_every, anchor_due = settings.EAM_ANCHOR_SECONDS, time.monotonic()
+
+        def anchor_if_due():
+            nonlocal anchor_due
+            if once or anchor_every <= 0 or time.monotonic() < anchor_due:
+                return
+            anchor_due = time.monotonic() + anchor_every
+            try:
+                anchor, written = anchor_heads()
+            except Exception as exc:  # an anchor is worth a warning, never the worker
+                self.stderr.write(f"could not write an anchor: {exc}")
+                connection.close()
+                return
+            if written:
+                self.stdout.write(f"anchored {anchor.doc['jobs']} job(s) in {anchor.path}")
+
         if not once:
             signal.signal(signal.SIGTERM, on_stop)
             signal.signal(signal.SIGINT, on_stop)
             signal.signal(signal.SIGALRM, on_grace_over)
-        while True:
-            started = time.monotonic()
-            try:
-                # An idle worker polls with one read; only a pass that can find work takes the write lock.
-                idle = not once and not claims.any_runnable(jobs)
-                summary = PassSummary() if idle else run_pass(
-                    config, job_ids=jobs, max_steps=max_steps, report=lambda r: self.stdout.write(r.line()),
-                    stopping=lambda: bool(stopping),
-                )
-            except DatabaseError as exc:
-                if once:
-                    raise
-                # The database went away (restart, network): start again with a new connection.
-                self.stderr.write(f"database error, retrying in {interval:.0f}s: {exc}")
-                connection.close()
-                summary = PassSummary()
-            if once or summary.steps:
-                self.stdout.write(
-                    f"pass by {worker_id}: {len(summary.steps)} step(s), {summary.count('completed')} completed, "
-                    f"{summary.count('failed_will_retry')} to retry, {summary.count('error')} error(s), "
-                    f"{summary.count('fenced')} fenced, in {time.monotonic() - started:.2f}s"
-                )
-            if once or stopping:
-                return
-            if not summary.steps:
+        try:
+            while True:
+                anchor_if_due()
+                started = time.monotonic()
                 try:
-                    waiting.append(True)
+                    summary = retrying(look_for_work, doing="looking for work")
+                except DatabaseError as exc:
+                    if once:
+                        raise
+                    if not stopping:  # not an outage, which is waited out above: report it and go on
+                        self.stderr.write(f"database error, trying again in {interval:g}s: {exc}")
+                    connection.close()
+                    summary = PassSummary()
+                if once or summary.steps:
+                    self.stdout.write(
+                        f"pass by {worker_id}: {len(summary.steps)} step(s), {summary.count('completed')} completed, "
+                        f"{summary.count('failed_will_retry')} to retry, {summary.count('error')} error(s), "
+                        f"{summary.count('fenced')} fenced, in {time.monotonic() - started:.2f}s"
+                    )
+                if once or stopping:
+                    return
+                if not summary.steps:
                     try:
-                        claims.wait_for_work(interval)
+                        retrying(partial(idle, claims.wait_for_work, interval), doing="waiting for work")
                     except DatabaseError:
                         connection.close()
-                        time.sleep(interval)
-                    finally:
-                        waiting.clear()
-                except _Stop:
-                    return
-
+                        if stopping:
+                            return
+                        idle(time.sleep, interval)
+        except _Stop:
+            return
