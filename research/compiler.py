@@ -10,12 +10,15 @@ from contracts import canonical_json, content_id, sha256_hex, validate
 from . import KERNEL_VERSION
 from .errors import CompileError
 from .policies import load_policy_bundle
+from .backtest import DEFAULT_REBALANCE
 from .segments import layout
-from .strategies import PERIODS_PER_YEAR, warmup_bars
+from .strategies import LONG_SHORT_FAMILIES, PERIODS_PER_YEAR, warmup_bars
 from .snapshots import load_panel
 
 # Used when neither the blueprint nor the policy bundle's `defaults` say otherwise.
 KERNEL_DEFAULTS = {"fee_bps": 0.0, "slippage_bps": 0.0, "test_months": 12, "holdout_months": 12}
+# Gross exposure sum |w| allowed: a full signal is 1; vol targeting may lever up to MAX_VOL_SCALE = 2.
+PORTFOLIO_DEFAULTS = {"max_gross_leverage": 2.0, "cash_rate": 0.0}
 STRESS_COST_MULTIPLIER = 2.0
 # Parameter types after normalisation; absent optional parameters become None.
 PARAMS = {
@@ -37,7 +40,7 @@ EXECUTION = {
     "position": "from_bar_t_plus_1",
     "periods_per_year": PERIODS_PER_YEAR,
     "weighting": "equal_weight",
-    "segment_start": "flat",
+    "evaluation": "continuous",
 }
 
 
@@ -55,6 +58,7 @@ def compile_blueprint(*, blueprint: dict, snapshot_id: str, policy_bundle_id: st
     errors = _param_errors(strategy, blueprint["universe"]["symbols"])
     errors += _universe_errors(blueprint["universe"]["symbols"], panel)
     errors += _period_errors(blueprint.get("period", {}), panel)
+    errors += _benchmark_errors(blueprint.get("benchmark"), panel)
     warmup, warmup_errors = _warmup(strategy, evaluation, defaults)
     errors += warmup_errors
     min_months = bundle["holdout"].get("min_months", 1)
@@ -79,6 +83,8 @@ def compile_blueprint(*, blueprint: dict, snapshot_id: str, policy_bundle_id: st
             f"holdout of {evaluation['holdout_months']} months",
         )])
     costs = {k: float(blueprint.get("costs", {}).get(k, defaults[k])) for k in ("fee_bps", "slippage_bps")}
+    portfolio = {k: float(blueprint.get("portfolio", {}).get(k, v)) for k, v in PORTFOLIO_DEFAULTS.items()}
+    benchmark_symbol = blueprint.get("benchmark", {}).get("symbol")
     runspec = {
         "schema_version": "runspec_v1",
         "kernel_version": KERNEL_VERSION,
@@ -91,6 +97,8 @@ def compile_blueprint(*, blueprint: dict, snapshot_id: str, policy_bundle_id: st
             "period": {"start": _iso(dates[0]), "end": _iso(dates[-1]), "bars": len(dates)},
         },
         "costs": costs,
+        "portfolio": {**portfolio, "end_of_evaluation": "liquidate"},
+        "benchmark": {"kind": "symbol" if benchmark_symbol else "universe_buy_and_hold", "symbol": benchmark_symbol},
         "execution": EXECUTION,
         "evaluation": {
             "protocol": "walk_forward",
@@ -132,7 +140,8 @@ def _strategy(strategy: dict) -> dict:
     for name, kind in PARAMS[family].items():
         value = strategy["params"].get(name)
         params[name] = None if value is None else kind(value)
-    return {"family": family, "params": params}
+    return {"family": family, "params": params, "direction": strategy.get("direction", "long_only"),
+            "rebalance": strategy.get("rebalance", DEFAULT_REBALANCE[family])}
 
 
 def _param_errors(strategy: dict, universe: list) -> list[dict]:
@@ -146,12 +155,24 @@ def _param_errors(strategy: dict, universe: list) -> list[dict]:
     if family == "rsi_mean_reversion" and p["entry"] >= p["exit"]:
         errors.append(_error("/strategy/params/entry",
                              f"entry ({p['entry']:g}) must be less than exit ({p['exit']:g})"))
-    if family == "xs_momentum" and p["top_k"] > len(universe):
+    long_short = strategy["direction"] == "long_short"
+    if long_short and family not in LONG_SHORT_FAMILIES:
+        errors.append(_error("/strategy/direction", f"{family} is long only"))
+    if family == "xs_momentum" and p["top_k"] * (2 if long_short else 1) > len(universe):
         errors.append(_error(
             "/strategy/params/top_k",
-            f"top_k ({p['top_k']}) must not exceed the number of symbols in the universe ({len(universe)})",
+            f"top_k ({p['top_k']}) must not exceed the number of symbols in the universe ({len(universe)})"
+            if not long_short else
+            f"2 x top_k ({2 * p['top_k']}: long top_k, short bottom_k) must not exceed the number of symbols in "
+            f"the universe ({len(universe)})",
         ))
     return errors
+
+
+def _benchmark_errors(benchmark: dict | None, panel) -> list[dict]:
+    if benchmark is None or benchmark["symbol"] in panel.symbols:
+        return []
+    return [_error("/benchmark/symbol", f"symbol {benchmark['symbol']!r} is not in snapshot {panel.snapshot_id!r}")]
 
 
 def _universe_errors(symbols: list, panel) -> list[dict]:

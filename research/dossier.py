@@ -1,9 +1,11 @@
 """Run a RunSpec and write its dossier under `dossiers/<run_id>/`: the evidence the gates and reviewers read.
 
-Per test segment: metrics.json, curve.csv, trades.csv. The holdout: metrics.json only; its curve and trades
-are never computed into a file. Then segments_summary.json, metrics.json (stitched out-of-sample: the test
-segments' net returns end to end, and the same at twice the costs) and dossier.json, the index of every
-file with its sha256 and size, written last. A pure function of the RunSpec and the snapshot's bytes.
+One continuous simulation over the evaluation period (and one at the stress costs); segments are slices of it.
+Per test segment: metrics.json, curve.csv (with the benchmark beside the strategy), trades.csv. The holdout:
+metrics.json only; its curve and trades are never computed into a file. Then segments_summary.json,
+oos_curve.csv and oos_returns.json (the stitched out-of-sample record: the test segments end to end, never a
+holdout bar), metrics.json (out-of-sample, and the same at twice the costs) and dossier.json, the index of
+every file with its sha256 and size, written last. A pure function of the RunSpec and the snapshot's bytes.
 """
 import math
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from contracts import content_id, validate
 
 from . import KERNEL_VERSION
 from .artifacts import read_json_artifact, write_artifact, write_json_artifact
-from .backtest import Simulation, simulate
+from .backtest import BookWipedOut, Evaluation, Simulation, evaluate
 from .errors import ArtifactNotFound, CompileError, DossierError, SnapshotError
 from .metrics import compute_metrics
 from .snapshots import load_panel
@@ -35,16 +37,23 @@ def dossier_root(run_id: str) -> str:
 
 
 def run_dossier(runspec: dict) -> DossierResult:
-    """Simulate every segment of `runspec` and write the dossier (write-once: running twice is a no-op)."""
+    """Simulate the evaluation of `runspec` and write the dossier (write-once: running twice is a no-op)."""
     errors = validate("runspec_v1", runspec)
     if errors:
         raise CompileError("the runspec does not validate against runspec_v1", errors=errors)
     run_id = content_id(runspec)
     root = dossier_root(run_id)
     market = _market(runspec)
-    refs, rows, tests, stressed = _run_segments(runspec, run_id, market)
+    segments = [_bars(market, segment) for segment in runspec["segments"]["list"]]
+    tests = [s for s in segments if s["role"] == "test"]
+    first, oos_stop = tests[0]["first"], tests[-1]["stop"]
+    multiplier = runspec["stress"]["costs_x2"]["cost_multiplier"]
+    evaluation = _evaluate(runspec, market, first, 1.0)
+    stressed = _evaluate(runspec, market, first, multiplier)
+
+    refs, rows = _write_segments(runspec, run_id, market, evaluation, segments, first)
     test_ids = [row["segment_id"] for row in rows if row["role"] == "test"]
-    positive = sum(1 for row in rows if row["role"] == "test" and row["total_return"] > 0)
+    positive = sum(1 for row in rows if row["role"] == "test" and (row["total_return"] or 0) > 0)
     summary_doc = {
         "run_id": run_id,
         "segments": rows,
@@ -53,13 +62,14 @@ def run_dossier(runspec: dict) -> DossierResult:
         "positive_share": _clean(positive / len(test_ids)),
     }
     refs.append(write_json_artifact(f"{root}/segments_summary.json", summary_doc))
-    periods = runspec["execution"]["periods_per_year"]
-    multiplier = runspec["stress"]["costs_x2"]["cost_multiplier"]
+    oos = evaluation.window(0, oos_stop - first)
+    refs.append(write_artifact(f"{root}/oos_curve.csv", curve_csv(oos, [])))
+    refs.append(write_json_artifact(f"{root}/oos_returns.json", oos_returns(oos)))
     metrics_doc = {
         "run_id": run_id,
-        "oos": {**_clean(compute_metrics(stitch(tests), periods_per_year=periods)), "segments": test_ids},
+        "oos": {**_clean(_metrics(runspec, oos)), "segments": test_ids},
         "stress": {"costs_x2": {
-            **_clean(compute_metrics(stitch(stressed), periods_per_year=periods)),
+            **_clean(_metrics(runspec, stressed.window(0, oos_stop - first))),
             "cost_multiplier": multiplier,
             "fee_bps": runspec["costs"]["fee_bps"] * multiplier,
             "slippage_bps": runspec["costs"]["slippage_bps"] * multiplier,
@@ -70,24 +80,35 @@ def run_dossier(runspec: dict) -> DossierResult:
     return DossierResult(run_id=run_id, artifacts=refs, summary=_summary(run_id, metrics_doc, summary_doc))
 
 
-def _run_segments(runspec: dict, run_id: str, market: dict):
-    """Each segment's metrics.json (and for test segments curve.csv, trades.csv); the simulations to stitch."""
-    periods = runspec["execution"]["periods_per_year"]
-    fee, slippage = runspec["costs"]["fee_bps"], runspec["costs"]["slippage_bps"]
-    multiplier = runspec["stress"]["costs_x2"]["cost_multiplier"]
-    refs, rows, tests, stressed = [], [], [], []
-    for segment in runspec["segments"]["list"]:
-        sim = _simulate(runspec, market, segment, fee, slippage)
-        metrics = _clean(compute_metrics(sim, periods_per_year=periods))
-        folder = f"{dossier_root(run_id)}/segments/{segment['segment_id']}"
-        refs.append(write_json_artifact(f"{folder}/metrics.json", {"run_id": run_id, **segment, "metrics": metrics}))
-        if segment["role"] == "test":
+def oos_returns(oos: Simulation) -> dict:
+    """The kept out-of-sample return series (schema oos_returns_v1), for the overfitting tests over trials."""
+    return {
+        "schema": "oos_returns_v1",
+        "dates": np.datetime_as_string(oos.dates, unit="D").tolist(),
+        "net_returns": [_clean(float(r)) for r in oos.net_returns.tolist()],
+    }
+
+
+def _write_segments(runspec: dict, run_id: str, market: dict, evaluation: Evaluation, segments: list,
+                    first: int):
+    """Each segment's metrics.json (and for test segments curve.csv, trades.csv); the summary rows."""
+    refs, rows = [], []
+    for segment in segments:
+        doc = segment["doc"]
+        sim = evaluation.window(segment["first"] - first, segment["stop"] - first)
+        metrics = _clean(_metrics(runspec, sim))
+        folder = f"{dossier_root(run_id)}/segments/{doc['segment_id']}"
+        refs.append(write_json_artifact(f"{folder}/metrics.json", {"run_id": run_id, **doc, "metrics": metrics}))
+        if doc["role"] == "test":
             refs.append(write_artifact(f"{folder}/curve.csv", curve_csv(sim, market["symbols"])))
             refs.append(write_artifact(f"{folder}/trades.csv", trades_csv(sim.trades)))
-            tests.append(sim)
-            stressed.append(_simulate(runspec, market, segment, fee * multiplier, slippage * multiplier))
-        rows.append({**segment, **{k: metrics[k] for k in HEADLINE}, "metrics_path": f"{folder}/metrics.json"})
-    return refs, rows, tests, stressed
+        rows.append({**doc, **{k: metrics[k] for k in HEADLINE}, "metrics_path": f"{folder}/metrics.json"})
+    return refs, rows
+
+
+def _metrics(runspec: dict, sim: Simulation) -> dict:
+    return compute_metrics(sim, periods_per_year=runspec["execution"]["periods_per_year"],
+                           cash_rate=runspec["portfolio"]["cash_rate"])
 
 
 def _index(runspec: dict, run_id: str, rows: list, refs: list) -> dict:
@@ -144,34 +165,43 @@ def _market(runspec: dict) -> dict:
     lo = int(np.searchsorted(panel.dates, np.datetime64(data["period"]["start"]), side="left"))
     hi = int(np.searchsorted(panel.dates, np.datetime64(data["period"]["end"]), side="right"))
     columns = [panel.symbols.index(s) for s in runspec["universe"]["symbols"] if s in panel.symbols]
-    if hi - lo != data["period"]["bars"] or len(columns) != len(runspec["universe"]["symbols"]):
-        raise DossierError(f"the runspec's period or universe does not match snapshot {data['snapshot_id']!r}")
+    benchmark = runspec["benchmark"]["symbol"]
+    if (hi - lo != data["period"]["bars"] or len(columns) != len(runspec["universe"]["symbols"])
+            or (benchmark is not None and benchmark not in panel.symbols)):
+        raise DossierError(f"the runspec's period, universe or benchmark does not match snapshot "
+                           f"{data['snapshot_id']!r}")
     return {"dates": panel.dates[lo:hi], "close": panel.close[lo:hi][:, columns],
-            "symbols": list(runspec["universe"]["symbols"])}
+            "symbols": list(runspec["universe"]["symbols"]),
+            "benchmark_close": None if benchmark is None else panel.close[lo:hi, panel.symbols.index(benchmark)]}
 
 
-def _simulate(runspec: dict, market: dict, segment: dict, fee_bps: float, slippage_bps: float) -> Simulation:
+def _bars(market: dict, segment: dict) -> dict:
+    """The segment's bar indices in the market slice, checked against the runspec."""
     dates = market["dates"]
-    start = int(np.searchsorted(dates, np.datetime64(segment["start"]), side="left"))
-    end = int(np.searchsorted(dates, np.datetime64(segment["end"]), side="right"))
-    if end - start != segment["bars"]:
-        raise DossierError(f"segment {segment['segment_id']} has {end - start} bars in the data, "
+    first = int(np.searchsorted(dates, np.datetime64(segment["start"]), side="left"))
+    stop = int(np.searchsorted(dates, np.datetime64(segment["end"]), side="right"))
+    if stop - first != segment["bars"]:
+        raise DossierError(f"segment {segment['segment_id']} has {stop - first} bars in the data, "
                            f"the runspec says {segment['bars']}")
-    strategy = runspec["strategy"]
-    return simulate(dates=dates, close=market["close"], symbols=market["symbols"], family=strategy["family"],
-                    params=strategy["params"], fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
+    return {"doc": segment, "role": segment["role"], "first": first, "stop": stop}
 
 
-def stitch(sims: list[Simulation]) -> Simulation:
-    """Segments end to end, as one simulation: the out-of-sample record."""
-    return Simulation(
-        dates=np.concatenate([s.dates for s in sims]),
-        weights=np.vstack([s.weights for s in sims]),
-        gross_returns=np.concatenate([s.gross_returns for s in sims]),
-        costs=np.concatenate([s.costs for s in sims]),
-        net_returns=np.concatenate([s.net_returns for s in sims]),
-        turnover=np.concatenate([s.turnover for s in sims]),
-        trades=[trade for s in sims for trade in s.trades],
+def _evaluate(runspec: dict, market: dict, first: int, cost_multiplier: float) -> Evaluation:
+    """The continuous simulation from bar `first` to the end of the period, at `cost_multiplier` x the costs."""
+    try:
+        return _evaluate_market(runspec, market, first, cost_multiplier)
+    except BookWipedOut as exc:
+        raise DossierError(f"run cannot be evaluated: {exc}") from exc
+
+
+def _evaluate_market(runspec: dict, market: dict, first: int, cost_multiplier: float) -> Evaluation:
+    strategy, costs = runspec["strategy"], runspec["costs"]
+    return evaluate(
+        dates=market["dates"], close=market["close"], symbols=market["symbols"], family=strategy["family"],
+        params=strategy["params"], direction=strategy["direction"], rebalance=strategy["rebalance"],
+        max_gross_leverage=runspec["portfolio"]["max_gross_leverage"],
+        fee_bps=costs["fee_bps"] * cost_multiplier, slippage_bps=costs["slippage_bps"] * cost_multiplier,
+        start=first, end=len(market["dates"]), benchmark_close=market["benchmark_close"],
     )
 
 
@@ -196,22 +226,27 @@ def _clean(value):
 
 
 def curve_csv(sim: Simulation, symbols: list) -> bytes:
-    """date,equity,drawdown,net_return,weight_<symbol>...; equity starts at 1 before the first bar."""
+    """date,equity,drawdown,net_return,benchmark_equity,benchmark_return,weight_<symbol>...; both equities
+    start at 1 before the first bar (no weight columns when `symbols` is empty: the stitched curve)."""
     equity = np.cumprod(1.0 + sim.net_returns)
     drawdown = equity / np.maximum.accumulate(np.maximum(equity, 1.0)) - 1.0
-    table = np.column_stack([equity, drawdown, sim.net_returns, sim.weights]).tolist()
+    benchmark = np.cumprod(1.0 + sim.benchmark_returns)
+    columns = [equity, drawdown, sim.net_returns, benchmark, sim.benchmark_returns]
+    table = np.column_stack(columns + ([sim.weights] if symbols else [])).tolist()
     dates = np.datetime_as_string(sim.dates, unit="D").tolist()
-    header = ",".join(["date", "equity", "drawdown", "net_return"] + [f"weight_{s}" for s in symbols])
+    header = ",".join(["date", "equity", "drawdown", "net_return", "benchmark_equity", "benchmark_return"]
+                      + [f"weight_{s}" for s in symbols])
     # One %-format for the whole table: the same "%.12g" as _number, without a call per value.
-    row_format = ",".join(["%s"] + [f"%.{SIGNIFICANT_DIGITS}g"] * (len(symbols) + 3)) + "\n"
+    row_format = ",".join(["%s"] + [f"%.{SIGNIFICANT_DIGITS}g"] * (len(symbols) + 5)) + "\n"
     values = tuple(value for day, row in zip(dates, table) for value in (day, *row))
     return (header + "\n" + row_format * len(dates) % values).encode()
 
 
 def trades_csv(trades: list[dict]) -> bytes:
-    """symbol,entry_date,exit_date,bars,return; exit_date empty for a position still open at the end."""
-    lines = ["symbol,entry_date,exit_date,bars,return"] + [
-        f"{t['symbol']},{t['entry_date']},{t['exit_date'] or ''},{t['bars']},{_number(t['return'])}" for t in trades
+    """symbol,side,entry_date,exit_date,bars,return,pnl; exit_date empty for a position still open at the end."""
+    lines = ["symbol,side,entry_date,exit_date,bars,return,pnl"] + [
+        f"{t['symbol']},{t['side']},{t['entry_date']},{t['exit_date'] or ''},{t['bars']},{_number(t['return'])},"
+        f"{_number(t['pnl'])}"
+        for t in trades
     ]
     return ("\n".join(lines) + "\n").encode()
-

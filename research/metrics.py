@@ -9,31 +9,38 @@ Deflated Sharpe Ratio: Correcting for Selection Bias, Backtest Overfitting and N
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
 from research.backtest import Simulation
 
 EULER_MASCHERONI = 0.5772156649015329
+_STANDARD_NORMAL = NormalDist()
 
 
-def compute_metrics(sim: Simulation, *, periods_per_year: int = 252) -> dict:
-    """Headline metrics of one simulation, computed on its net (after-cost) returns."""
+def compute_metrics(sim: Simulation, *, periods_per_year: int = 252, cash_rate: float = 0.0) -> dict:
+    """Headline metrics of one window, on its net (after-cost) returns.
+
+    Sharpe, Sortino, the PSR and the t-stat are of the returns in excess of `cash_rate` (annual, simple,
+    earned per bar as cash_rate / periods_per_year). Win rate and profit factor are of the trades' net P&L.
+    Beside the benchmark: its own headline, beta and alpha (CAPM regression of excess returns, alpha
+    annualised), tracking error and information ratio (annualised, of the daily active return net -
+    benchmark) and excess_return (total return minus the benchmark's).
+    """
     returns = np.asarray(sim.net_returns, dtype=np.float64)
     n_bars = int(returns.shape[0])
-    equity = np.cumprod(1.0 + returns)
-    total_return = float(equity[-1] - 1.0) if n_bars else 0.0
+    excess = returns - cash_rate / periods_per_year
+    total_return, cagr, max_drawdown, drawdown_bars = _growth(returns, periods_per_year)
 
-    mean = float(returns.mean()) if n_bars else math.nan
+    mean = float(excess.mean()) if n_bars else math.nan
     std = float(returns.std(ddof=1)) if n_bars > 1 else math.nan
     sharpe_per_bar = mean / std if std > 0 else math.nan
-    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2))) if n_bars else math.nan
+    downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2))) if n_bars else math.nan
     skew, kurtosis = _moments(returns)
-
-    cagr = (1.0 + total_return) ** (periods_per_year / n_bars) - 1.0 if n_bars and total_return > -1 else math.nan
-    max_drawdown, drawdown_bars = _drawdown(equity)
-    trade_returns = np.array([trade["return"] for trade in sim.trades], dtype=np.float64)
-    wins, losses = trade_returns[trade_returns > 0], trade_returns[trade_returns < 0]
+    trade_pnl = np.array([trade["pnl"] for trade in sim.trades], dtype=np.float64)
+    wins, losses = trade_pnl[trade_pnl > 0], trade_pnl[trade_pnl < 0]
+    gross_exposure = np.abs(sim.weights) @ np.ones(sim.weights.shape[1])  # per bar; faster than sum(axis=1)
 
     psr = math.nan
     if math.isfinite(sharpe_per_bar) and math.isfinite(kurtosis):
@@ -52,15 +59,64 @@ def compute_metrics(sim: Simulation, *, periods_per_year: int = 252) -> dict:
         "max_drawdown_duration_bars": drawdown_bars,
         "calmar": _json_float(cagr / -max_drawdown if max_drawdown < 0 else math.nan),
         "turnover": _json_float(float(np.sum(sim.turnover)) / n_bars * periods_per_year if n_bars else math.nan),
-        "exposure": _json_float(float(np.mean(np.any(sim.weights != 0.0, axis=1))) if n_bars else math.nan),
+        "gross_exposure": _json_float(float(gross_exposure.mean()) if n_bars else math.nan),
+        "time_in_market": _json_float(float(np.mean(gross_exposure > 0)) if n_bars else math.nan),
         "trades": len(sim.trades),
-        "win_rate": _json_float(wins.size / trade_returns.size if trade_returns.size else math.nan),
+        "win_rate": _json_float(wins.size / trade_pnl.size if trade_pnl.size else math.nan),
         "profit_factor": _json_float(wins.sum() / -losses.sum() if losses.size else math.nan),
         "skew": _json_float(skew),
         "kurtosis": _json_float(kurtosis),
         "psr": _json_float(psr),
         "t_stat": _json_float(sharpe_per_bar * math.sqrt(n_bars)),
         "n_bars": n_bars,
+        "cash_rate": float(cash_rate),
+        **_relative(returns, np.asarray(sim.benchmark_returns, dtype=np.float64), total_return,
+                    periods_per_year, cash_rate),
+    }
+
+
+def _growth(returns: np.ndarray, periods_per_year: int) -> tuple[float, float, float, int]:
+    """Total return, CAGR, max drawdown and its duration in bars of a return series."""
+    n_bars = returns.shape[0]
+    equity = np.cumprod(1.0 + returns)
+    total_return = float(equity[-1] - 1.0) if n_bars else 0.0
+    cagr = (1.0 + total_return) ** (periods_per_year / n_bars) - 1.0 if n_bars and total_return > -1 else math.nan
+    max_drawdown, drawdown_bars = _drawdown(equity)
+    return total_return, cagr, max_drawdown, drawdown_bars
+
+
+def _relative(returns: np.ndarray, benchmark: np.ndarray, total_return: float, periods_per_year: int,
+              cash_rate: float) -> dict:
+    """The benchmark's headline and the strategy's figures against it."""
+    n_bars = returns.shape[0]
+    bench_total, bench_cagr, bench_drawdown, _ = _growth(benchmark, periods_per_year)
+    cash = cash_rate / periods_per_year
+    bench_std = float(benchmark.std(ddof=1)) if n_bars > 1 else math.nan
+    bench_sharpe = (float(benchmark.mean()) - cash) / bench_std if bench_std > 0 else math.nan
+    beta = alpha = tracking = information = math.nan
+    if n_bars > 1:
+        variance = float(np.var(benchmark, ddof=1))
+        if variance > 0:
+            beta = float(np.mean((returns - returns.mean()) * (benchmark - benchmark.mean()))) * n_bars / (
+                n_bars - 1) / variance
+            alpha = ((float(returns.mean()) - cash) - beta * (float(benchmark.mean()) - cash)) * periods_per_year
+        active = returns - benchmark
+        tracking_per_bar = float(active.std(ddof=1))
+        tracking = tracking_per_bar * math.sqrt(periods_per_year)
+        if tracking_per_bar > 0:
+            information = float(active.mean()) / tracking_per_bar * math.sqrt(periods_per_year)
+    return {
+        "benchmark": {
+            "total_return": _json_float(bench_total),
+            "cagr": _json_float(bench_cagr),
+            "sharpe": _json_float(bench_sharpe * math.sqrt(periods_per_year)),
+            "max_drawdown": _json_float(bench_drawdown),
+        },
+        "alpha": _json_float(alpha),
+        "beta": _json_float(beta),
+        "tracking_error": _json_float(tracking),
+        "information_ratio": _json_float(information),
+        "excess_return": _json_float(total_return - bench_total),
     }
 
 
@@ -111,47 +167,15 @@ def normal_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-# Acklam's rational approximation of the normal quantile (relative error < 1.15e-9 before refinement).
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-      1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-      6.680131188771972e01, -1.328068155288572e01)
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-      -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-_P_LOW = 0.02425
-
-
 def normal_ppf(p: float) -> float:
-    """Standard normal quantile: Acklam's approximation plus one Halley step (about 1e-15 relative)."""
+    """Standard normal quantile (statistics.NormalDist: Wichura's AS241, about 1e-16 relative); +-inf at 0, 1."""
+    if p == 0.0:
+        return -math.inf
+    if p == 1.0:
+        return math.inf
     if not 0.0 < p < 1.0:
-        if p == 0.0:
-            return -math.inf
-        if p == 1.0:
-            return math.inf
         raise ValueError("p must be in [0, 1]")
-    if p < _P_LOW:
-        q = math.sqrt(-2.0 * math.log(p))
-        x = _tail(q)
-    elif p <= 1.0 - _P_LOW:
-        q = p - 0.5
-        r = q * q
-        x = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q / (
-            ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0
-        )
-    else:
-        q = math.sqrt(-2.0 * math.log1p(-p))
-        x = -_tail(q)
-    # Halley refinement against the erfc-based CDF.
-    error = normal_cdf(x) - p
-    u = error * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
-    return x - u / (1.0 + x * u / 2.0)
-
-
-def _tail(q: float) -> float:
-    return (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
-        (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0
-    )
+    return _STANDARD_NORMAL.inv_cdf(p)
 
 
 def _moments(returns: np.ndarray) -> tuple[float, float]:

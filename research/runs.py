@@ -19,7 +19,7 @@ from .models import RegistryEntry
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")  # the first 12 hex characters of the runspec's sha256
 SEGMENT_PARTS = ("metrics", "curve", "trades")
 # Columns of the dossier's CSV files that hold text or counts; every other cell is a float.
-TEXT_COLUMNS = frozenset({"date", "symbol", "entry_date", "exit_date"})
+TEXT_COLUMNS = frozenset({"date", "symbol", "side", "entry_date", "exit_date"})
 INT_COLUMNS = frozenset({"bars"})
 
 

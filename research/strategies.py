@@ -2,8 +2,11 @@
 
 Every family takes `close` of shape (T, N) and returns target weights of the same shape, where row t is the
 portfolio decided at the close of bar t (it is held from bar t+1; the shift is `research.backtest`'s job).
-Row t depends on close[:t+1] only. Long-only, equal weight 1/N across the universe unless a family says
-otherwise. Parameters arrive schema-validated; only the rules a kernel cannot live without are re-checked.
+Row t depends on close[:t+1] only. Equal weight 1/N across the universe unless a family says otherwise;
+`direction` long_only gives weights >= 0, long_short also shorts (-1/N) on the opposite signal, so a full
+signal is gross exposure 1 either way. Signals are exact: equal prices compare equal (a flat window's
+average is the price itself, not the price plus running-sum rounding), so a flat series never trades.
+Parameters arrive schema-validated; only the rules a kernel cannot live without are re-checked.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ VOL_WINDOW = 20
 # Vol targeting may lever a calm symbol up to twice its equal-weight slot (gross exposure <= 200%):
 # without a cap a near-constant price would ask for unbounded leverage.
 MAX_VOL_SCALE = 2.0
+DIRECTIONS = ("long_only", "long_short")
+# Families that can short; buy_and_hold is long by definition.
+LONG_SHORT_FAMILIES = frozenset({"sma_crossover", "ts_momentum", "rsi_mean_reversion", "xs_momentum"})
 # Wilder smoothing is evaluated in closed form per block; a block is as long as the growth factor
 # (1/a)^k stays below this bound, far from float64 overflow (~1e308).
 _MAX_BLOCK_GROWTH = 1e100
@@ -27,19 +33,40 @@ _MAX_BLOCK_GROWTH = 1e100
 
 def sma(close: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average of the last `window` closes at each bar; NaN until `window` bars exist."""
+    return _sma(close, window, equal_run(close), _running_sums(close))
+
+
+def _running_sums(close: np.ndarray) -> np.ndarray:
+    # Centred on the first close, so the difference of two large sums does not eat the average's digits.
+    return np.cumsum(close - close[:1], axis=0)
+
+
+def _sma(close: np.ndarray, window: int, runs: np.ndarray | None, sums: np.ndarray) -> np.ndarray:
+    """`sma`, given `equal_run(close)` and `_running_sums(close)` (shared by several windows)."""
     if window < 1:
         raise ValueError("window must be >= 1")
     out = np.full(close.shape, np.nan)
     if window > close.shape[0]:
         return out
-    # Centre on the first close before the running sum so the difference of two large sums does not
-    # eat the digits of the average.
-    centred = close - close[:1]
-    sums = np.cumsum(centred, axis=0)
     window_sums = sums[window - 1:].copy()
     window_sums[1:] -= sums[:-window]
     out[window - 1:] = window_sums / window + close[:1]
+    # A window of equal closes averages to exactly that close: the running sums' rounding must not decide.
+    if runs is not None:
+        flat = runs >= window
+        out[flat] = close[flat]
     return out
+
+
+def equal_run(close: np.ndarray) -> np.ndarray | None:
+    """How many consecutive bars up to each bar have exactly its close (1 where the price just changed);
+    None when no close ever repeats the one before (then every run is 1)."""
+    if not (close[1:] == close[:-1]).any():
+        return None
+    bar = np.arange(close.shape[0])[:, None]
+    changed = np.ones(close.shape, dtype=bool)
+    changed[1:] = close[1:] != close[:-1]
+    return bar - np.maximum.accumulate(np.where(changed, bar, 0), axis=0) + 1
 
 
 def rolling_volatility(close: np.ndarray, window: int = VOL_WINDOW) -> np.ndarray:
@@ -134,22 +161,63 @@ def buy_and_hold(close: np.ndarray) -> np.ndarray:
     return np.full(close.shape, 1.0 / n_symbols)
 
 
-def sma_crossover(close: np.ndarray, *, fast: int, slow: int) -> np.ndarray:
-    """Long 1/N while SMA(fast) > SMA(slow) at the close; flat until both averages exist."""
-    with np.errstate(invalid="ignore"):
-        long = sma(close, fast) > sma(close, slow)  # NaN compares False: flat during warm-up
-    return long / close.shape[1]
+def _signed(long: np.ndarray, short: np.ndarray, direction: str, size: float) -> np.ndarray:
+    """`size` where long, -`size` where short (long_short only), 0 elsewhere or where both hold."""
+    out = np.zeros(long.shape)
+    if direction == "long_only":
+        np.copyto(out, size, where=long)
+    else:
+        np.copyto(out, size, where=long & ~short)
+        np.copyto(out, -size, where=short & ~long)
+    return out
 
 
-def ts_momentum(close: np.ndarray, *, lookback: int, vol_target: float | None = None) -> np.ndarray:
-    """Long 1/N while the lookback return is positive; optionally scaled to a volatility target.
+def sma_crossover(close: np.ndarray, *, fast: int, slow: int, direction: str = "long_only") -> np.ndarray:
+    """Long 1/N while SMA(fast) > SMA(slow) at the close (long_short: short 1/N while below); flat while
+    equal and until both averages exist."""
+    n_bars = close.shape[0]
+    if max(fast, slow) > n_bars:
+        return np.zeros(close.shape)
+    # Both averages of the centred closes (the common centre cannot change their order), from one running sum.
+    sums = np.empty((n_bars + 1, close.shape[1]))
+    sums[0] = 0.0
+    np.subtract(close, close[:1], out=sums[1:])
+    np.cumsum(sums[1:], axis=0, out=sums[1:])
+    first = max(fast, slow)
+    # Few fresh (T, N) buffers (their page faults cost more than the arithmetic): the fast average is computed
+    # in the rows of the result it decides, then replaced by the weights.
+    weights = np.empty(close.shape)
+    weights[:first - 1] = 0.0
+    fast_average = np.subtract(sums[first:], sums[first - fast:n_bars + 1 - fast], out=weights[first - 1:])
+    fast_average /= fast
+    slow_average = np.subtract(sums[first:], sums[first - slow:n_bars + 1 - slow])
+    slow_average /= slow
+    runs = equal_run(close)
+    if runs is not None:  # a flat window's average is its close, exactly: the rounding of the sums must not decide
+        centred = close[first - 1:] - close[:1]
+        for average, window in ((fast_average, fast), (slow_average, slow)):
+            flat = runs[first - 1:] >= window
+            average[flat] = centred[flat]
+    above, below = fast_average > slow_average, fast_average < slow_average
+    size = 1.0 / close.shape[1]
+    np.multiply(above, size, out=fast_average)  # the weights' rows from first - 1 on
+    if direction == "long_short":
+        np.copyto(fast_average, -size, where=below)
+    return weights
+
+
+def ts_momentum(
+    close: np.ndarray, *, lookback: int, vol_target: float | None = None, direction: str = "long_only"
+) -> np.ndarray:
+    """Long 1/N while the lookback return is positive (long_short: short while negative); optionally
+    scaled to a volatility target.
 
     With `vol_target` (annualised) the weight is 1/N * min(vol_target / realised vol, MAX_VOL_SCALE);
     flat until the realised volatility exists too.
     """
+    momentum = lookback_return(close, lookback)
     with np.errstate(invalid="ignore"):
-        long = lookback_return(close, lookback) > 0.0
-    weights = long / close.shape[1]
+        weights = _signed(momentum > 0.0, momentum < 0.0, direction, 1.0 / close.shape[1])
     if vol_target is None:
         return weights
     vol = rolling_volatility(close)
@@ -160,34 +228,48 @@ def ts_momentum(close: np.ndarray, *, lookback: int, vol_target: float | None = 
 
 
 def rsi_mean_reversion(
-    close: np.ndarray, *, period: int, entry: float, exit: float, trend_filter: int | None = None
+    close: np.ndarray, *, period: int, entry: float, exit: float, trend_filter: int | None = None,
+    direction: str = "long_only",
 ) -> np.ndarray:
-    """Enter long 1/N when RSI < entry, stay long until RSI > exit (hysteresis).
+    """Enter long 1/N when RSI < entry, stay long until RSI > exit (hysteresis). long_short mirrors it:
+    enter short when RSI > 100 - entry, stay short until RSI < 100 - exit; where both states hold they
+    cancel (flat).
 
-    With `trend_filter`, the position is only held while close > SMA(trend_filter); the hysteresis state
-    runs underneath, so the position comes back if the trend returns before the exit level is reached.
+    With `trend_filter`, a long is only held while close > SMA(trend_filter) (a short while close is below
+    it); the hysteresis state runs underneath, so the position comes back if the trend returns before the
+    exit level is reached.
     """
     strength = rsi(close, period)
     with np.errstate(invalid="ignore"):
         long = hold_between(strength < entry, strength > exit)
+        short = hold_between(strength > 100.0 - entry, strength < 100.0 - exit)
         if trend_filter is not None:
-            long &= close > sma(close, trend_filter)
-    return long / close.shape[1]
+            trend = sma(close, trend_filter)
+            long &= close > trend
+            short &= close < trend
+    return _signed(long, short, direction, 1.0 / close.shape[1])
 
 
-def xs_momentum(close: np.ndarray, *, lookback: int, top_k: int) -> np.ndarray:
-    """Hold the top_k symbols by lookback return, 1/top_k each; flat until every return exists.
+def xs_momentum(close: np.ndarray, *, lookback: int, top_k: int, direction: str = "long_only") -> np.ndarray:
+    """Hold the top_k symbols by lookback return, 1/top_k each; long_short: also short the bottom_k, each
+    side 1/(2 top_k), so gross exposure is 1 and net 0. Flat until every return exists, and on a bar where
+    all returns are equal (no ranking to act on).
 
     Ties go to the symbol listed first in the universe, so the ranking is deterministic.
     """
     n_symbols = close.shape[1]
-    if not 1 <= top_k <= n_symbols:
-        raise ValueError(f"top_k must be between 1 and the number of symbols ({n_symbols})")
+    sides = 2 if direction == "long_short" else 1
+    if not 1 <= sides * top_k <= n_symbols:
+        raise ValueError(f"{sides} x top_k must be between 1 and the number of symbols ({n_symbols})")
     momentum = lookback_return(close, lookback)
     order = np.argsort(-momentum, axis=1, kind="stable")
     weights = np.zeros(close.shape)
-    np.put_along_axis(weights, order[:, :top_k], 1.0 / top_k, axis=1)
-    weights[np.isnan(momentum).any(axis=1)] = 0.0
+    np.put_along_axis(weights, order[:, :top_k], 1.0 / (sides * top_k), axis=1)
+    if sides == 2:  # the last k of the same ranking: never one of the top k, since 2 top_k <= N
+        np.put_along_axis(weights, order[:, n_symbols - top_k:], -1.0 / (sides * top_k), axis=1)
+    with np.errstate(invalid="ignore"):
+        no_ranking = np.isnan(momentum).any(axis=1) | (momentum.max(axis=1) == momentum.min(axis=1))
+    weights[no_ranking] = 0.0
     return weights
 
 
@@ -200,13 +282,31 @@ FAMILIES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def target_weights(family: str, close: np.ndarray, params: dict) -> np.ndarray:
-    """Target weights (T, N) of `family` on `close`; row t is decided at the close of bar t."""
+def target_weights(
+    family: str, close: np.ndarray, params: dict, *, direction: str = "long_only",
+    max_gross_leverage: float | None = None,
+) -> np.ndarray:
+    """Target weights (T, N) of `family` on `close`; row t is decided at the close of bar t.
+
+    A row whose gross exposure sum |w| exceeds `max_gross_leverage` is scaled down to it.
+    """
     try:
         signal = FAMILIES[family]
     except KeyError:
         raise ValueError(f"unknown strategy family {family!r}") from None
-    return signal(close, **params)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}")
+    if direction == "long_short":
+        if family not in LONG_SHORT_FAMILIES:
+            raise ValueError(f"{family} is long only")
+        weights = signal(close, **params, direction=direction)
+    else:
+        weights = signal(close, **params)
+    if max_gross_leverage is not None:
+        gross = np.abs(weights).sum(axis=1, keepdims=True)
+        over = gross > max_gross_leverage
+        weights = np.where(over, weights * (max_gross_leverage / np.where(over, gross, 1.0)), weights)
+    return weights
 
 
 def warmup_bars(family: str, params: dict) -> int:

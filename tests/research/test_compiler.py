@@ -27,7 +27,8 @@ def test_a_blueprint_compiles_to_a_valid_runspec(small_snapshot):
     assert validate("runspec_v1", runspec) == []
     assert run_id == content_id(runspec) and len(run_id) == 12
     assert runspec["kernel_version"] == KERNEL_VERSION
-    assert runspec["strategy"] == {"family": "sma_crossover", "params": {"fast": 10, "slow": 50}}
+    assert runspec["strategy"] == {"family": "sma_crossover", "params": {"fast": 10, "slow": 50},
+                                   "direction": "long_only", "rebalance": "never"}
     assert runspec["data"] == {
         "snapshot_id": "small_snap", "snapshot_sha256": small_snapshot.sha256, "frequency": "1d",
         "period": {"start": "2016-01-01", "end": "2019-12-31", "bars": 1043},
@@ -36,7 +37,9 @@ def test_a_blueprint_compiles_to_a_valid_runspec(small_snapshot):
                                  "policy_bundle_sha256": load_policy_bundle("default_v1")[1]}
     assert runspec["costs"] == {"fee_bps": 5.0, "slippage_bps": 5.0}  # the bundle's defaults
     assert runspec["execution"] == {"signal": "close_t", "position": "from_bar_t_plus_1", "periods_per_year": 252,
-                                    "weighting": "equal_weight", "segment_start": "flat"}
+                                    "weighting": "equal_weight", "evaluation": "continuous"}
+    assert runspec["portfolio"] == {"max_gross_leverage": 2.0, "cash_rate": 0.0, "end_of_evaluation": "liquidate"}
+    assert runspec["benchmark"] == {"kind": "universe_buy_and_hold", "symbol": None}
     assert runspec["warmup"] == {"bars": 50, "required_bars": 50}  # the slow SMA's length
     assert runspec["stress"] == {"costs_x2": {"cost_multiplier": 2.0}}
 
@@ -192,3 +195,42 @@ def test_every_family_compiles(family, small_snapshot):
 
     assert validate("runspec_v1", runspec) == []
     assert runspec["segments"]["list"][-1]["segment_id"] == "holdout"
+
+
+def test_direction_rebalance_portfolio_and_benchmark_compile_into_the_runspec(small_snapshot):
+    blueprint = a_blueprint("xs_momentum", {"lookback": 20, "top_k": 2}, base=RESEARCH,
+                            portfolio={"max_gross_leverage": 1.5, "cash_rate": 0.02}, benchmark={"symbol": "AAA"})
+    blueprint["strategy"].update(direction="long_short", rebalance="weekly")
+
+    runspec, _ = compile_(blueprint)
+
+    assert runspec["strategy"]["direction"] == "long_short" and runspec["strategy"]["rebalance"] == "weekly"
+    assert runspec["portfolio"] == {"max_gross_leverage": 1.5, "cash_rate": 0.02, "end_of_evaluation": "liquidate"}
+    assert runspec["benchmark"] == {"kind": "symbol", "symbol": "AAA"}
+
+
+@pytest.mark.parametrize("family, params, default", [
+    ("buy_and_hold", {}, "never"), ("sma_crossover", {"fast": 5, "slow": 20}, "never"),
+    ("ts_momentum", {"lookback": 20}, "never"), ("xs_momentum", {"lookback": 20, "top_k": 2}, "monthly"),
+    ("rsi_mean_reversion", {"period": 14, "entry": 30, "exit": 60}, "never"),
+])
+def test_each_family_has_its_documented_rebalance_default(small_snapshot, family, params, default):
+    runspec, _ = compile_(a_blueprint(family, params, base=RESEARCH))
+    assert runspec["strategy"]["rebalance"] == default
+
+
+def test_long_short_rules_are_checked(small_snapshot, artifact_root):
+    hold = a_blueprint("buy_and_hold", {}, base=RESEARCH, benchmark={"symbol": "NOPE"})
+    hold["strategy"]["direction"] = "long_short"
+    xs = a_blueprint("xs_momentum", {"lookback": 20, "top_k": 3}, base=RESEARCH)
+    xs["strategy"]["direction"] = "long_short"
+
+    with pytest.raises(CompileError) as held:
+        compile_(hold)
+    with pytest.raises(CompileError) as ranked:
+        compile_(xs)
+
+    assert [e["path"] for e in held.value.errors] == ["/benchmark/symbol", "/strategy/direction"]
+    assert [e["path"] for e in ranked.value.errors] == ["/strategy/params/top_k"]
+    assert "2 x top_k (6" in ranked.value.errors[0]["message"]
+    assert not (artifact_root / "jobs").exists() and not (artifact_root / "dossiers").exists()

@@ -20,13 +20,13 @@ from research.metrics import (
 )
 
 
-def simulation(net_returns, weights=None, trade_returns=(), turnover=None):
-    """A Simulation built by hand: costs are zero, so gross == net."""
+def simulation(net_returns, weights=None, trade_pnl=(), turnover=None, benchmark=None):
+    """A Simulation built by hand: costs are zero, so gross == net; the benchmark flat unless given."""
     net = np.asarray(net_returns, dtype=float)
     n = net.shape[0]
     weights = np.ones((n, 1)) if weights is None else np.asarray(weights, dtype=float)
-    trades = [{"symbol": "X", "entry_date": "2020-01-01", "exit_date": None, "bars": 1, "return": r}
-              for r in trade_returns]
+    trades = [{"symbol": "X", "side": "long", "entry_date": "2020-01-01", "exit_date": None, "bars": 1,
+               "return": 2 * pnl, "pnl": pnl} for pnl in trade_pnl]
     return Simulation(
         dates=np.datetime64("2020-01-01") + np.arange(n),
         weights=weights,
@@ -35,6 +35,7 @@ def simulation(net_returns, weights=None, trade_returns=(), turnover=None):
         net_returns=net,
         turnover=np.zeros(n) if turnover is None else np.asarray(turnover, dtype=float),
         trades=trades,
+        benchmark_returns=np.zeros(n) if benchmark is None else np.asarray(benchmark, dtype=float),
     )
 
 
@@ -120,6 +121,13 @@ def test_normal_quantile_known_values(p, quantile):
     assert normal_ppf(p) == pytest.approx(quantile, abs=1e-12)
 
 
+def test_normal_quantile_keeps_its_precision_in_the_upper_tail():
+    # 1 - p is exact for p >= 0.5, so the tail probability the quantile leaves can be checked relatively.
+    for q in np.logspace(-15, -2, 200):
+        p = 1.0 - float(q)
+        assert abs(normal_cdf(-normal_ppf(p)) - (1.0 - p)) <= 1e-12 * (1.0 - p)
+
+
 def test_normal_quantile_inverts_the_cdf_to_1e_12():
     for p in np.concatenate([np.linspace(1e-6, 1 - 1e-6, 2001), np.logspace(-250, -3, 100)]):
         x = normal_ppf(float(p))
@@ -130,18 +138,20 @@ def test_normal_quantile_inverts_the_cdf_to_1e_12():
 
 def test_metrics_equal_a_plain_reference():
     returns = seeded_returns()
-    weights = np.ones((1000, 1))
+    weights = np.full((1000, 2), 0.75)
+    weights[:, 1] = -0.5
     weights[::7] = 0.0
     turnover = np.where(np.arange(1000) % 7 < 2, 1.0, 0.0)
-    sim = simulation(returns, weights=weights, trade_returns=[0.1, -0.05, 0.02, -0.01, 0.0], turnover=turnover)
+    sim = simulation(returns, weights=weights, trade_pnl=[0.1, -0.05, 0.02, -0.01, 0.0], turnover=turnover)
 
-    m = compute_metrics(sim)
+    m = compute_metrics(sim, cash_rate=0.03)
 
     r = [float(x) for x in returns]
     n = len(r)
     mean = sum(r) / n
     std = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1))
-    downside = math.sqrt(sum(min(x, 0.0) ** 2 for x in r) / n)
+    cash = 0.03 / 252
+    downside = math.sqrt(sum(min(x - cash, 0.0) ** 2 for x in r) / n)
     m2 = sum((x - mean) ** 2 for x in r) / n
     skew = sum((x - mean) ** 3 for x in r) / n / m2 ** 1.5
     kurt = sum((x - mean) ** 4 for x in r) / n / m2 ** 2
@@ -160,18 +170,19 @@ def test_metrics_equal_a_plain_reference():
         "total_return": equity - 1,
         "cagr": cagr,
         "ann_volatility": std * math.sqrt(252),
-        "sharpe": mean / std * math.sqrt(252),
-        "sortino": mean / downside * math.sqrt(252),
+        "sharpe": (mean - cash) / std * math.sqrt(252),
+        "sortino": (mean - cash) / downside * math.sqrt(252),
         "max_drawdown": depth,
         "calmar": cagr / -depth,
         "turnover": sum(turnover) / n * 252,
-        "exposure": 1 - 143 / 1000,
+        "gross_exposure": 1.25 * (1 - 143 / 1000),
+        "time_in_market": 1 - 143 / 1000,
         "win_rate": 2 / 5,
         "profit_factor": 0.12 / 0.06,
         "skew": skew,
         "kurtosis": kurt,
-        "t_stat": mean / std * math.sqrt(n),
-        "psr": probabilistic_sharpe_ratio(mean / std, 0.0, n, skew, kurt),
+        "t_stat": (mean - cash) / std * math.sqrt(n),
+        "psr": probabilistic_sharpe_ratio((mean - cash) / std, 0.0, n, skew, kurt),
     }
     for key, value in expected.items():
         assert m[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
@@ -181,10 +192,11 @@ def test_metrics_equal_a_plain_reference():
 
 
 def test_metrics_are_json_ready_plain_types():
-    m = compute_metrics(simulation(seeded_returns(), trade_returns=[0.1, -0.05]))
+    m = compute_metrics(simulation(seeded_returns(), trade_pnl=[0.1, -0.05], benchmark=seeded_returns(seed=2)))
 
     json.dumps(m, allow_nan=False)
-    assert all(type(v) in (float, int) for v in m.values())
+    assert all(type(v) in (float, int) for k, v in m.items() if k != "benchmark")
+    assert all(type(v) is float for v in m["benchmark"].values())
     assert type(m["trades"]) is int and type(m["n_bars"]) is int and type(m["max_drawdown_duration_bars"]) is int
 
 
@@ -194,10 +206,11 @@ def test_undefined_metrics_are_none_not_nan():
     json.dumps(flat, allow_nan=False)
     for key in ("sharpe", "sortino", "calmar", "skew", "kurtosis", "psr", "t_stat", "win_rate", "profit_factor"):
         assert flat[key] is None, key
-    assert flat["total_return"] == 0.0 and flat["max_drawdown"] == 0.0 and flat["exposure"] == 0.0
+    assert flat["total_return"] == 0.0 and flat["max_drawdown"] == 0.0 and flat["gross_exposure"] == 0.0
+    assert flat["time_in_market"] == 0.0
     assert flat["trades"] == 0
 
-    only_wins = compute_metrics(simulation(seeded_returns(n=30), trade_returns=[0.1, 0.2]))
+    only_wins = compute_metrics(simulation(seeded_returns(n=30), trade_pnl=[0.1, 0.2]))
     assert only_wins["profit_factor"] is None and only_wins["win_rate"] == 1.0
 
     one_bar = compute_metrics(simulation([0.01]))
@@ -219,3 +232,27 @@ def test_drawdown_is_measured_from_the_starting_capital():
     m = compute_metrics(simulation([-0.10, 0.05, -0.02]))
     assert m["max_drawdown"] == pytest.approx(-0.10)
     assert m["max_drawdown_duration_bars"] == 3
+
+
+def test_figures_against_the_benchmark_follow_their_definitions():
+    rng = np.random.default_rng(4)
+    bench = rng.normal(0.0004, 0.01, 500)
+    net = 0.0002 + 1.3 * bench + rng.normal(0, 0.004, 500)
+
+    m = compute_metrics(simulation(net, benchmark=bench), cash_rate=0.02)
+
+    cash = 0.02 / 252
+    beta = float(np.cov(net, bench, ddof=1)[0, 1] / np.var(bench, ddof=1))
+    active = net - bench
+    assert m["beta"] == pytest.approx(beta, rel=1e-12) and 1.2 < beta < 1.4
+    assert m["alpha"] == pytest.approx(((net.mean() - cash) - beta * (bench.mean() - cash)) * 252, rel=1e-10)
+    assert m["tracking_error"] == pytest.approx(active.std(ddof=1) * math.sqrt(252), rel=1e-12)
+    assert m["information_ratio"] == pytest.approx(active.mean() / active.std(ddof=1) * math.sqrt(252), rel=1e-12)
+    assert m["excess_return"] == pytest.approx(np.prod(1 + net) - np.prod(1 + bench), rel=1e-12)
+    assert m["benchmark"]["total_return"] == pytest.approx(np.prod(1 + bench) - 1, rel=1e-12)
+
+
+def test_win_rate_and_profit_factor_count_net_trade_pnl():
+    m = compute_metrics(simulation(seeded_returns(n=30), trade_pnl=[0.004, -0.001, -0.002, 0.0005]))
+    assert m["win_rate"] == 0.5
+    assert m["profit_factor"] == pytest.approx(0.0045 / 0.003)

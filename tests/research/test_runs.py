@@ -1,4 +1,5 @@
 """Reading a run: the dossier as reads show it, and the holdout rule (a holdout shows its metrics only)."""
+import json
 import shutil
 
 import pytest
@@ -69,3 +70,50 @@ def test_unknown_runs_segments_and_files_are_not_found(run_id, artifact_root):
     shutil.rmtree(artifact_root / f"dossiers/{run_id}/segments/seg_001")
     with pytest.raises(ArtifactNotFound, match="no artifact metrics.json"):
         run_segment(run_id=run_id, segment_id="seg_001")
+
+
+def test_a_dossier_of_kernel_1_stays_readable(artifact_root):
+    # given a dossier as kernel eam-research-1 wrote it: no benchmark columns, trades without side or pnl,
+    # `exposure` instead of gross_exposure / time_in_market, no oos_returns.json
+    run_id = "0a1b2c3d4e5f"
+    old = {
+        "dossier.json": {"schema_version": "dossier_v1", "run_id": run_id, "kernel_version": "eam-research-1",
+                         "snapshot_id": "small_snap", "snapshot_sha256": "0" * 64, "policy_bundle_id": "default_v1",
+                         "policy_bundle_sha256": "1" * 64, "holdout_visibility": "metrics_only",
+                         "segments": [{"segment_id": "seg_001", "role": "test"},
+                                      {"segment_id": "holdout", "role": "holdout"}], "files": []},
+        "metrics.json": {"run_id": run_id, "oos": {"sharpe": 0.5, "exposure": 0.8, "trades": 3,
+                                                  "segments": ["seg_001"]}},
+        "segments_summary.json": {"run_id": run_id, "test_segments": 1, "positive_segments": 1, "positive_share": 1.0,
+                                  "segments": [{"segment_id": "seg_001", "role": "test", "sharpe": 0.5},
+                                               {"segment_id": "holdout", "role": "holdout", "sharpe": 0.1}]},
+        "segments/seg_001/metrics.json": {"run_id": run_id, "segment_id": "seg_001", "metrics": {"exposure": 0.8}},
+    }
+    folder = artifact_root / "dossiers" / run_id
+    for name, doc in old.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(doc))
+    (folder / "segments/seg_001/curve.csv").write_text("date,equity,drawdown,net_return,weight_AAA\n"
+                                                       "2020-01-02,1.01,0,0.01,1\n")
+    (folder / "segments/seg_001/trades.csv").write_text("symbol,entry_date,exit_date,bars,return\n"
+                                                        "AAA,2020-01-02,,1,0.01\n")
+
+    # when it is read as the API and the pages read it, then it shows what it holds
+    run = run_detail(run_id=run_id)
+    segment = run_segment(run_id=run_id, segment_id="seg_001")
+
+    assert run["kernel_version"] == "eam-research-1" and run["metrics"]["oos"]["exposure"] == 0.8
+    assert segment["curve"]["columns"] == ["date", "equity", "drawdown", "net_return", "weight_AAA"]
+    assert segment["trades"]["rows"] == [["AAA", "2020-01-02", None, 1, 0.01]]
+    with pytest.raises(ArtifactNotFound):
+        dossier_file(run_id, "oos_returns.json")
+
+
+def test_a_kernel_2_segment_shows_benchmark_and_trade_sides(run_id):
+    segment = run_segment(run_id=run_id, segment_id="seg_001")
+
+    assert segment["curve"]["columns"][4:6] == ["benchmark_equity", "benchmark_return"]
+    assert segment["trades"]["columns"] == ["symbol", "side", "entry_date", "exit_date", "bars", "return", "pnl"]
+    assert {row[1] for row in segment["trades"]["rows"]} <= {"long", "short"}
+    assert isinstance(segment["trades"]["rows"][0][6], float)
+    assert "alpha" in run_detail(run_id=run_id)["metrics"]["oos"]

@@ -16,7 +16,14 @@ METRIC_LABELS = {
     "max_drawdown_duration_bars": "Max drawdown duration (bars)",
     "calmar": "Calmar ratio",
     "turnover": "Turnover (per year)",
-    "exposure": "Exposure",
+    "exposure": "Exposure",  # dossiers of kernel eam-research-1
+    "gross_exposure": "Gross exposure",
+    "time_in_market": "Time in market",
+    "alpha": "Alpha (annualised)",
+    "beta": "Beta",
+    "information_ratio": "Information ratio",
+    "tracking_error": "Tracking error",
+    "excess_return": "Excess return",
     "trades": "Trades",
     "win_rate": "Win rate",
     "profit_factor": "Profit factor",
@@ -29,7 +36,8 @@ METRIC_LABELS = {
 }
 # Fractions a person reads as percentages.
 PERCENT_METRICS = frozenset({"total_return", "cagr", "ann_volatility", "max_drawdown", "exposure", "win_rate",
-                             "positive_share"})
+                             "positive_share", "gross_exposure", "time_in_market", "alpha", "tracking_error",
+                             "excess_return"})
 
 
 @register.filter
