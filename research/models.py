@@ -38,7 +38,7 @@ def data_path(snapshot_id: str) -> str:
 
 
 class RegistryEntry(models.Model):
-    """One trial: a run evaluated for a job, with its verdict. Counted for the deflated Sharpe ratio."""
+    """One trial: a run evaluated for a job, with its verdict. Counted for the deflated Sharpe ratio and the PBO."""
 
     class Verdict(models.TextChoices):
         PASS = "PASS", "Pass"
@@ -51,6 +51,8 @@ class RegistryEntry(models.Model):
     family = models.CharField(max_length=64)
     params_sha256 = models.CharField(max_length=64)
     snapshot_id = models.CharField(max_length=64)
+    # The run's universe, to tell which trials on a snapshot overlap; [] in rows written before it was kept.
+    symbols = models.JSONField(default=list, help_text="the run's universe symbols")
     policy_bundle_id = models.CharField(max_length=64)
     verdict = models.CharField(max_length=4, choices=Verdict.choices)
     metrics = models.JSONField(default=dict, help_text="headline metrics of the run")
@@ -65,6 +67,7 @@ class RegistryEntry(models.Model):
         indexes = [
             models.Index(fields=["root_job_id", "family"], name="research_registry_root_family"),
             models.Index(fields=["run_id"], name="research_registry_run"),
+            models.Index(fields=["snapshot_id"], name="research_registry_snapshot"),  # the default trials scope
         ]
 
     def __str__(self):

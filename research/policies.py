@@ -1,5 +1,5 @@
 """Policy bundles: read-only JSON files under settings.EAM_POLICY_ROOT, referred to by id and sha256, and the
-rules the event store reads from them (whether a bundle exists, whether four eyes apply).
+rules read from them (whether a bundle exists, whether four eyes apply, which trials count and how).
 
 The sha256 of a bundle is that of its canonical JSON, so re-indenting the file does not change it.
 """
@@ -14,6 +14,15 @@ from contracts import NAME_ID, canonical_json, sha256_hex, validate
 from .errors import PolicyError
 
 BUNDLE_ID = NAME_ID
+TRIAL_SCOPES = ("lineage", "snapshot", "all")
+# What a bundle's `trials` section (optional, every key optional) means when it says nothing. A bundle written
+# before trials had a scope counts every trial on its snapshot too: counting per lineage was the bug.
+TRIALS_DEFAULTS = {
+    "scope": "snapshot",
+    "pbo": {"min_trials": 10, "partitions": 16},
+    "min_track_record": {"confidence": 0.95},
+    "bootstrap": {"samples": 2000, "confidence": 0.95, "seed": 0, "block_bars": 10},
+}
 
 
 def check_bundle_id(policy_bundle_id) -> str:
@@ -74,6 +83,15 @@ def bundle_requires_four_eyes(bundle_id: str) -> bool:
     except PolicyError:
         return True
     return bool(bundle["approvals"]["four_eyes"])
+
+
+def trials_policy(bundle: dict) -> dict:
+    """The bundle's trial counting and overfitting-test settings, its `trials` section over TRIALS_DEFAULTS."""
+    given = bundle.get("trials", {})
+    return {
+        "scope": given.get("scope", TRIALS_DEFAULTS["scope"]),
+        **{part: {**TRIALS_DEFAULTS[part], **given.get(part, {})} for part in ("pbo", "min_track_record", "bootstrap")},
+    }
 
 
 def list_policy_bundles() -> list[dict]:

@@ -8,6 +8,7 @@ from research.artifacts import json_bytes
 from research.compiler import compile_blueprint
 from research.dossier import run_dossier
 from research.gates import evaluate_gates
+from research.registry import TrialSet
 from research.snapshots import ingest_csv
 
 from ..builders import RESEARCH, a_blueprint, small_csv, stored_files
@@ -21,7 +22,8 @@ def full_run(blueprint):
     assert snapshot.sha256 == SMALL_SNAP_SHA256
     runspec, run_id = compile_blueprint(blueprint=blueprint, snapshot_id="small_snap", policy_bundle_id="default_v1")
     dossier = run_dossier(runspec)
-    gates = evaluate_gates(runspec=runspec, run_id=run_id, n_trials=2,
+    trials = TrialSet(scope="snapshot", run_id=run_id, run_ids=("000000000001", run_id), sharpes=(None, None))
+    gates = evaluate_gates(runspec=runspec, run_id=run_id, trials=trials,
                            output_path="jobs/0123456789ab/outputs/gate_results.json")
     return {
         "run_id": run_id,
@@ -59,9 +61,9 @@ def test_two_runs_give_identical_bytes(family, artifact_root, tmp_path, settings
 # Pinned on this project's CI machine; the suite runs on SQLite and on PostgreSQL, so both must give these
 # bytes. dossier.json indexes the sha256 of every other dossier file, so it pins them all.
 GOLDEN_SMA = {
-    "runspec": "95367a45f852cb10173676dea6ed963bfa3a68f1198d566c760628488543d9fa",
-    "dossier_index": "e932b55a4cabe9982896730ecf478b1ec9a8b8d4692ace99e8725bbe8bd031c0",
-    "gate_results": "d5fcd885f2f6cd34e4694fa64820a36d5e171dcf53f881ca97ccddc657d5cecb",
+    "runspec": "58172ac4652537422c0838347f66dee36210b98d7956b0a617bf2c0bc5e1289c",
+    "dossier_index": "97015adb7c5d2d3d7028de29f0164194668e69da29193ec2a10369382509ff23",
+    "gate_results": "2cd600bbbd6cab4a721c85eb79b9bf71ce12a4124d7541a36559ce4f04dcd971",
 }
 
 
@@ -69,5 +71,6 @@ GOLDEN_SMA = {
 def test_the_same_blueprint_gives_the_pinned_bytes_on_every_database(artifact_root):
     result = full_run(a_blueprint("sma_crossover", base=RESEARCH))
     index = next(path for path in result["files"] if path.endswith("/dossier.json"))
-    got = {"runspec": result["runspec"], "dossier_index": result["files"][index], "gate_results": result["gate_results"]}
+    got = {"runspec": result["runspec"], "dossier_index": result["files"][index],
+           "gate_results": result["gate_results"]}
     assert got == GOLDEN_SMA

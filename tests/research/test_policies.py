@@ -5,7 +5,7 @@ import pytest
 
 from contracts import canonical_json, sha256_hex
 from research.errors import PolicyError
-from research.policies import list_policy_bundles, load_policy_bundle
+from research.policies import TRIALS_DEFAULTS, list_policy_bundles, load_policy_bundle, trials_policy
 
 
 @pytest.fixture
@@ -86,3 +86,54 @@ def test_list_reports_every_bundle_and_why_one_is_unusable(policy_root):
     assert [(b["policy_bundle_id"], b["valid"]) for b in bundles] == [("bad", False), ("good", True)]
     assert bundles[1]["sha256"] == load_policy_bundle("good")[1]
     assert "does not validate" in bundles[0]["error"]
+
+
+# The sha256 every job compiled with default_v1 names in its runspec: the file must never change.
+DEFAULT_V1_SHA256 = "e6722157bcd222bd0131699cd4cc38fd558c08dd2546c500cebb7a84e3968f62"
+
+
+def test_the_shipped_bundles_count_trials_on_the_snapshot_and_v2_gates_the_pbo():
+    v1, v1_sha256 = load_policy_bundle("default_v1")
+    v2, _ = load_policy_bundle("default_v2")
+
+    assert v1_sha256 == DEFAULT_V1_SHA256
+    assert "trials" not in v1 and trials_policy(v1) == TRIALS_DEFAULTS
+    assert trials_policy(v1)["scope"] == "snapshot"
+    assert trials_policy(v2) == {"scope": "snapshot", "pbo": {"min_trials": 10, "partitions": 16},
+                                 "min_track_record": {"confidence": 0.95},
+                                 "bootstrap": {"samples": 2000, "confidence": 0.95, "seed": 0, "block_bars": 10}}
+    pbo = next(g for g in v2["gates"] if g["gate_id"] == "pbo")
+    assert (pbo["metric"], pbo["operator"], pbo["threshold"]) == ("trials.pbo", "<=", 0.5)
+
+
+def test_a_trials_section_overrides_only_what_it_names(policy_root):
+    doc = _bundle("lineage")
+    doc["trials"] = {"scope": "lineage", "pbo": {"partitions": 8}, "bootstrap": {"seed": 7}}
+    (policy_root / "lineage.json").write_text(json.dumps(doc))
+
+    settings = trials_policy(load_policy_bundle("lineage")[0])
+
+    assert settings["scope"] == "lineage"
+    assert settings["pbo"] == {"min_trials": 10, "partitions": 8}
+    assert settings["bootstrap"] == {**TRIALS_DEFAULTS["bootstrap"], "seed": 7}
+    assert settings["min_track_record"] == TRIALS_DEFAULTS["min_track_record"]
+
+
+@pytest.mark.parametrize("trials, path", [
+    ({"scope": "universe"}, "/trials/scope"),
+    ({"pbo": {"partitions": 7}}, "/trials/pbo/partitions"),
+    ({"pbo": {"min_trials": 1}}, "/trials/pbo/min_trials"),
+    ({"min_track_record": {"confidence": 1}}, "/trials/min_track_record/confidence"),
+    ({"bootstrap": {"samples": 10}}, "/trials/bootstrap/samples"),
+    ({"n": 3}, "/trials/n"),
+])
+def test_a_trials_section_that_breaks_the_contract_is_refused(policy_root, trials, path):
+    doc = _bundle("odd")
+    doc["trials"] = trials
+    (policy_root / "odd.json").write_text(json.dumps(doc))
+
+    with pytest.raises(PolicyError, match="does not validate against policy_bundle_v1") as caught:
+        load_policy_bundle("odd")
+
+    assert caught.value.code == "policy_error"
+    assert [e["path"] for e in caught.value.errors] == [path]

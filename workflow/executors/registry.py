@@ -1,4 +1,4 @@
-"""registry: record this trial (insert-only), so later gates deflate Sharpe by the trials of the lineage. The
+"""registry: record this trial (insert-only, with its universe), so later gates count it among their trials. The
 row is written with the step's result, in its transaction: a fenced result (the job cancelled, the lease taken
 over) leaves no trial behind to be counted."""
 from contracts import content_id
