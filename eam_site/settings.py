@@ -108,7 +108,7 @@ EAM_ARTIFACT_ROOT = env.str("EAM_ARTIFACT_ROOT", default=str(VAR_DIR / "artifact
 EAM_JOB_ROOT = env.str("EAM_JOB_ROOT", default=str(Path(EAM_ARTIFACT_ROOT) / "jobs"))
 EAM_POLICY_ROOT = env.str("EAM_POLICY_ROOT", default=str(BASE_DIR / "policies"))
 EAM_DEFAULT_SNAPSHOT_ID = env.str("EAM_DEFAULT_SNAPSHOT_ID", default="")
-EAM_DEFAULT_POLICY_BUNDLE_ID = env.str("EAM_DEFAULT_POLICY_BUNDLE_ID", default="default_v1")
+EAM_DEFAULT_POLICY_BUNDLE_ID = env.str("EAM_DEFAULT_POLICY_BUNDLE_ID", default="default_v2")
 EAM_FOUR_EYES = env.bool("EAM_FOUR_EYES", default=True)
 EAM_PUBLIC_READ = env.bool("EAM_PUBLIC_READ", default=False)
 EAM_LEASE_SECONDS = env.int("EAM_LEASE_SECONDS", default=300)

@@ -97,12 +97,12 @@ def test_submit_creates_a_job_addressed_by_its_content():
     # then the job id is the content id of the canonical job spec, and the spec is stored with its lineage root
     assert created is True
     spec = {"schema_version": "job_spec_v1", "kind": "blueprint", "snapshot_id": "demo_snapshot",
-            "policy_bundle_id": "default_v1", "blueprint": a_blueprint(base=BARE)}
+            "policy_bundle_id": "default_v2", "blueprint": a_blueprint(base=BARE)}
     stored = JobSpec.objects.get()
     assert stored.job_id == job.job_id == content_id(spec)
     assert stored.spec == spec
     assert stored.spec_sha256 == sha256_hex(canonical_json(spec))
-    assert (stored.kind, stored.snapshot_id, stored.policy_bundle_id) == ("blueprint", "demo_snapshot", "default_v1")
+    assert (stored.kind, stored.snapshot_id, stored.policy_bundle_id) == ("blueprint", "demo_snapshot", "default_v2")
     assert (stored.root_job_id, stored.parent_job_id, stored.generation) == (job.job_id, None, 0)
     assert stored.submitted_by == "alice"
 

@@ -18,8 +18,9 @@ REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 @pytest.fixture
 def relaxed_bundle(settings, tmp_path):
-    """A policy root with default_v1 and `relaxed_v1`, whose approvals do not ask for four eyes."""
-    shutil.copy(REPO_POLICIES / "default_v1.json", tmp_path / "default_v1.json")
+    """A policy root with the default bundles and `relaxed_v1`, whose approvals do not ask for four eyes."""
+    for name in ("default_v1.json", "default_v2.json"):
+        shutil.copy(REPO_POLICIES / name, tmp_path / name)
     bundle = json.loads((REPO_POLICIES / "default_v1.json").read_text())
     bundle.update(policy_bundle_id="relaxed_v1", approvals={"four_eyes": False})
     (tmp_path / "relaxed_v1.json").write_text(json.dumps(bundle))
