@@ -43,13 +43,13 @@ def run_dossier(runspec: dict) -> DossierResult:
         raise CompileError("the runspec does not validate against runspec_v1", errors=errors)
     run_id = content_id(runspec)
     root = dossier_root(run_id)
-    market = _market(runspec)
-    segments = [_bars(market, segment) for segment in runspec["segments"]["list"]]
+    market = load_market(runspec)
+    segments = [segment_bars(market, segment) for segment in runspec["segments"]["list"]]
     tests = [s for s in segments if s["role"] == "test"]
     first, oos_stop = tests[0]["first"], tests[-1]["stop"]
     multiplier = runspec["stress"]["costs_x2"]["cost_multiplier"]
-    evaluation = _evaluate(runspec, market, first, 1.0)
-    stressed = _evaluate(runspec, market, first, multiplier)
+    evaluation = evaluate_runspec(runspec, market, first, 1.0)
+    stressed = evaluate_runspec(runspec, market, first, multiplier)
 
     refs, rows = _write_segments(runspec, run_id, market, evaluation, segments, first)
     test_ids = [row["segment_id"] for row in rows if row["role"] == "test"]
@@ -59,7 +59,7 @@ def run_dossier(runspec: dict) -> DossierResult:
         "segments": rows,
         "test_segments": len(test_ids),
         "positive_segments": positive,
-        "positive_share": _clean(positive / len(test_ids)),
+        "positive_share": clean_json(positive / len(test_ids)),
     }
     refs.append(write_json_artifact(f"{root}/segments_summary.json", summary_doc))
     oos = evaluation.window(0, oos_stop - first)
@@ -67,9 +67,9 @@ def run_dossier(runspec: dict) -> DossierResult:
     refs.append(write_json_artifact(f"{root}/oos_returns.json", oos_returns(oos)))
     metrics_doc = {
         "run_id": run_id,
-        "oos": {**_clean(_metrics(runspec, oos)), "segments": test_ids},
+        "oos": {**clean_json(_metrics(runspec, oos)), "segments": test_ids},
         "stress": {"costs_x2": {
-            **_clean(_metrics(runspec, stressed.window(0, oos_stop - first))),
+            **clean_json(_metrics(runspec, stressed.window(0, oos_stop - first))),
             "cost_multiplier": multiplier,
             "fee_bps": runspec["costs"]["fee_bps"] * multiplier,
             "slippage_bps": runspec["costs"]["slippage_bps"] * multiplier,
@@ -85,7 +85,7 @@ def oos_returns(oos: Simulation) -> dict:
     return {
         "schema": "oos_returns_v1",
         "dates": np.datetime_as_string(oos.dates, unit="D").tolist(),
-        "net_returns": [_clean(float(r)) for r in oos.net_returns.tolist()],
+        "net_returns": [clean_json(float(r)) for r in oos.net_returns.tolist()],
     }
 
 
@@ -96,7 +96,7 @@ def _write_segments(runspec: dict, run_id: str, market: dict, evaluation: Evalua
     for segment in segments:
         doc = segment["doc"]
         sim = evaluation.window(segment["first"] - first, segment["stop"] - first)
-        metrics = _clean(_metrics(runspec, sim))
+        metrics = clean_json(_metrics(runspec, sim))
         folder = f"{dossier_root(run_id)}/segments/{doc['segment_id']}"
         refs.append(write_json_artifact(f"{folder}/metrics.json", {"run_id": run_id, **doc, "metrics": metrics}))
         if doc["role"] == "test":
@@ -153,7 +153,7 @@ def _summary(run_id: str, metrics_doc: dict, summary_doc: dict) -> dict:
     }
 
 
-def _market(runspec: dict) -> dict:
+def load_market(runspec: dict) -> dict:
     """The runspec's slice of the snapshot: its period and universe only, nothing after, nothing else."""
     data = runspec["data"]
     panel = load_panel(data["snapshot_id"])
@@ -175,7 +175,7 @@ def _market(runspec: dict) -> dict:
             "benchmark_close": None if benchmark is None else panel.close[lo:hi, panel.symbols.index(benchmark)]}
 
 
-def _bars(market: dict, segment: dict) -> dict:
+def segment_bars(market: dict, segment: dict) -> dict:
     """The segment's bar indices in the market slice, checked against the runspec."""
     dates = market["dates"]
     first = int(np.searchsorted(dates, np.datetime64(segment["start"]), side="left"))
@@ -186,7 +186,7 @@ def _bars(market: dict, segment: dict) -> dict:
     return {"doc": segment, "role": segment["role"], "first": first, "stop": stop}
 
 
-def _evaluate(runspec: dict, market: dict, first: int, cost_multiplier: float) -> Evaluation:
+def evaluate_runspec(runspec: dict, market: dict, first: int, cost_multiplier: float) -> Evaluation:
     """The continuous simulation from bar `first` to the end of the period, at `cost_multiplier` x the costs."""
     try:
         return _evaluate_market(runspec, market, first, cost_multiplier)
@@ -205,23 +205,23 @@ def _evaluate_market(runspec: dict, market: dict, first: int, cost_multiplier: f
     )
 
 
-def _number(value) -> str:
+def csv_number(value) -> str:
     return "%.*g" % (SIGNIFICANT_DIGITS, value)
 
 
-def _clean(value):
+def clean_json(value):
     """JSON-safe and stable: numpy scalars to Python, floats to 12 significant digits, NaN/inf to None."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: clean_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
         value = float(value)
-        return float(_number(value)) if math.isfinite(value) else None
+        return float(csv_number(value)) if math.isfinite(value) else None
     return value
 
 
@@ -236,7 +236,7 @@ def curve_csv(sim: Simulation, symbols: list) -> bytes:
     dates = np.datetime_as_string(sim.dates, unit="D").tolist()
     header = ",".join(["date", "equity", "drawdown", "net_return", "benchmark_equity", "benchmark_return"]
                       + [f"weight_{s}" for s in symbols])
-    # One %-format for the whole table: the same "%.12g" as _number, without a call per value.
+    # One %-format for the whole table: the same "%.12g" as csv_number, without a call per value.
     row_format = ",".join(["%s"] + [f"%.{SIGNIFICANT_DIGITS}g"] * (len(symbols) + 5)) + "\n"
     values = tuple(value for day, row in zip(dates, table) for value in (day, *row))
     return (header + "\n" + row_format * len(dates) % values).encode()
@@ -245,8 +245,8 @@ def curve_csv(sim: Simulation, symbols: list) -> bytes:
 def trades_csv(trades: list[dict]) -> bytes:
     """symbol,side,entry_date,exit_date,bars,return,pnl; exit_date empty for a position still open at the end."""
     lines = ["symbol,side,entry_date,exit_date,bars,return,pnl"] + [
-        f"{t['symbol']},{t['side']},{t['entry_date']},{t['exit_date'] or ''},{t['bars']},{_number(t['return'])},"
-        f"{_number(t['pnl'])}"
+        f"{t['symbol']},{t['side']},{t['entry_date']},{t['exit_date'] or ''},{t['bars']},{csv_number(t['return'])},"
+        f"{csv_number(t['pnl'])}"
         for t in trades
     ]
     return ("\n".join(lines) + "\n").encode()

@@ -172,23 +172,22 @@ def _signed(long: np.ndarray, short: np.ndarray, direction: str, size: float) ->
     return out
 
 
-def sma_crossover(close: np.ndarray, *, fast: int, slow: int, direction: str = "long_only") -> np.ndarray:
-    """Long 1/N while SMA(fast) > SMA(slow) at the close (long_short: short 1/N while below); flat while
-    equal and until both averages exist."""
+def crossover_averages(
+    close: np.ndarray, *, fast: int, slow: int, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The averages `sma_crossover` compares, SMA(fast) and SMA(slow), for bars max(fast, slow) - 1 onwards
+    (shape (T - max + 1, N)), both minus close[0]; `out` receives the fast one. Needs max(fast, slow) <= T.
+
+    Centred closes (the common centre cannot change their order) keep the average's digits: both come from
+    one running sum of close - close[0].
+    """
     n_bars = close.shape[0]
-    if max(fast, slow) > n_bars:
-        return np.zeros(close.shape)
-    # Both averages of the centred closes (the common centre cannot change their order), from one running sum.
     sums = np.empty((n_bars + 1, close.shape[1]))
     sums[0] = 0.0
     np.subtract(close, close[:1], out=sums[1:])
     np.cumsum(sums[1:], axis=0, out=sums[1:])
     first = max(fast, slow)
-    # Few fresh (T, N) buffers (their page faults cost more than the arithmetic): the fast average is computed
-    # in the rows of the result it decides, then replaced by the weights.
-    weights = np.empty(close.shape)
-    weights[:first - 1] = 0.0
-    fast_average = np.subtract(sums[first:], sums[first - fast:n_bars + 1 - fast], out=weights[first - 1:])
+    fast_average = np.subtract(sums[first:], sums[first - fast:n_bars + 1 - fast], out=out)
     fast_average /= fast
     slow_average = np.subtract(sums[first:], sums[first - slow:n_bars + 1 - slow])
     slow_average /= slow
@@ -198,6 +197,20 @@ def sma_crossover(close: np.ndarray, *, fast: int, slow: int, direction: str = "
         for average, window in ((fast_average, fast), (slow_average, slow)):
             flat = runs[first - 1:] >= window
             average[flat] = centred[flat]
+    return fast_average, slow_average
+
+
+def sma_crossover(close: np.ndarray, *, fast: int, slow: int, direction: str = "long_only") -> np.ndarray:
+    """Long 1/N while SMA(fast) > SMA(slow) at the close (long_short: short 1/N while below); flat while
+    equal and until both averages exist."""
+    first = max(fast, slow)
+    if first > close.shape[0]:
+        return np.zeros(close.shape)
+    # Few fresh (T, N) buffers (their page faults cost more than the arithmetic): the fast average is computed
+    # in the rows of the result it decides, then replaced by the weights.
+    weights = np.empty(close.shape)
+    weights[:first - 1] = 0.0
+    fast_average, slow_average = crossover_averages(close, fast=fast, slow=slow, out=weights[first - 1:])
     above, below = fast_average > slow_average, fast_average < slow_average
     size = 1.0 / close.shape[1]
     np.multiply(above, size, out=fast_average)  # the weights' rows from first - 1 on
@@ -261,16 +274,22 @@ def xs_momentum(close: np.ndarray, *, lookback: int, top_k: int, direction: str 
     sides = 2 if direction == "long_short" else 1
     if not 1 <= sides * top_k <= n_symbols:
         raise ValueError(f"{sides} x top_k must be between 1 and the number of symbols ({n_symbols})")
-    momentum = lookback_return(close, lookback)
-    order = np.argsort(-momentum, axis=1, kind="stable")
+    order, unranked = momentum_ranking(lookback_return(close, lookback))
     weights = np.zeros(close.shape)
     np.put_along_axis(weights, order[:, :top_k], 1.0 / (sides * top_k), axis=1)
     if sides == 2:  # the last k of the same ranking: never one of the top k, since 2 top_k <= N
         np.put_along_axis(weights, order[:, n_symbols - top_k:], -1.0 / (sides * top_k), axis=1)
-    with np.errstate(invalid="ignore"):
-        no_ranking = np.isnan(momentum).any(axis=1) | (momentum.max(axis=1) == momentum.min(axis=1))
-    weights[no_ranking] = 0.0
+    weights[unranked] = 0.0
     return weights
+
+
+def momentum_ranking(momentum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ranking `xs_momentum` acts on: per bar, the columns from the highest return to the lowest (ties to
+    the symbol listed first), and whether the bar has no ranking (a return missing, or all equal)."""
+    order = np.argsort(-momentum, axis=1, kind="stable")
+    with np.errstate(invalid="ignore"):
+        unranked = np.isnan(momentum).any(axis=1) | (momentum.max(axis=1) == momentum.min(axis=1))
+    return order, unranked
 
 
 FAMILIES: dict[str, Callable[..., np.ndarray]] = {
@@ -307,6 +326,45 @@ def target_weights(
         over = gross > max_gross_leverage
         weights = np.where(over, weights * (max_gross_leverage / np.where(over, gross, 1.0)), weights)
     return weights
+
+
+def indicators(family: str, close: np.ndarray, params: dict) -> dict[str, np.ndarray]:
+    """The per-bar values (T, N) the family's signal decides on, by name, from the functions the signal itself
+    calls; NaN where a value does not exist (yet). Optional parts appear only when the parameters use them.
+
+    sma_crossover: sma_fast, sma_slow (the compared averages, the first close added back: price units);
+    ts_momentum: lookback_return, and volatility with vol_target; rsi_mean_reversion: rsi, and sma_trend with
+    trend_filter; xs_momentum: lookback_return, rank (1 = highest return; NaN on a bar with no ranking);
+    buy_and_hold: none.
+    """
+    if family == "sma_crossover":
+        fast, slow = params["fast"], params["slow"]
+        first = max(fast, slow)
+        averages = {"sma_fast": np.full(close.shape, np.nan), "sma_slow": np.full(close.shape, np.nan)}
+        if first <= close.shape[0]:
+            for name, average in zip(averages, crossover_averages(close, fast=fast, slow=slow)):
+                averages[name][first - 1:] = average + close[:1]
+        return averages
+    if family == "ts_momentum":
+        values = {"lookback_return": lookback_return(close, params["lookback"])}
+        if params.get("vol_target") is not None:
+            values["volatility"] = rolling_volatility(close)
+        return values
+    if family == "rsi_mean_reversion":
+        values = {"rsi": rsi(close, params["period"])}
+        if params.get("trend_filter") is not None:
+            values["sma_trend"] = sma(close, params["trend_filter"])
+        return values
+    if family == "xs_momentum":
+        momentum = lookback_return(close, params["lookback"])
+        order, unranked = momentum_ranking(momentum)
+        rank = np.empty(close.shape)
+        np.put_along_axis(rank, order, np.arange(1.0, close.shape[1] + 1.0)[None, :], axis=1)
+        rank[unranked] = np.nan
+        return {"lookback_return": momentum, "rank": rank}
+    if family == "buy_and_hold":
+        return {}
+    raise ValueError(f"unknown strategy family {family!r}")
 
 
 def warmup_bars(family: str, params: dict) -> int:
