@@ -51,15 +51,15 @@ def compile_blueprint(*, blueprint: dict, snapshot_id: str, policy_bundle_id: st
         raise CompileError(errors=errors)
     bundle, bundle_sha256 = load_policy_bundle(policy_bundle_id)
     panel = load_panel(snapshot_id)
-    defaults = _defaults(bundle)
-    strategy = _strategy(blueprint["strategy"])
+    defaults = bundle_defaults(bundle)
+    strategy = normalise_strategy(blueprint["strategy"])
     evaluation = {**{k: defaults[k] for k in ("test_months", "holdout_months")}, **blueprint["evaluation"]}
 
-    errors = _param_errors(strategy, blueprint["universe"]["symbols"])
+    errors = param_errors(strategy, blueprint["universe"]["symbols"])
     errors += _universe_errors(blueprint["universe"]["symbols"], panel)
     errors += _period_errors(blueprint.get("period", {}), panel)
     errors += _benchmark_errors(blueprint.get("benchmark"), panel)
-    warmup, warmup_errors = _warmup(strategy, evaluation, defaults)
+    warmup, warmup_errors = resolve_warmup(strategy, evaluation, defaults)
     errors += warmup_errors
     min_months = bundle["holdout"].get("min_months", 1)
     if evaluation["holdout_months"] < min_months:
@@ -129,12 +129,15 @@ def _iso(value) -> str:
     return str(np.datetime_as_string(value, unit="D"))
 
 
-def _defaults(bundle: dict) -> dict:
+def bundle_defaults(bundle: dict) -> dict:
+    """Costs, test and holdout months (and a warm-up floor) of `bundle`'s `defaults` over KERNEL_DEFAULTS."""
     given = bundle.get("defaults", {})
     return {**KERNEL_DEFAULTS, **given.get("costs", {}), **given.get("evaluation", {})}
 
 
-def _strategy(strategy: dict) -> dict:
+def normalise_strategy(strategy: dict) -> dict:
+    """A blueprint's (schema-valid) strategy with typed parameters, absent optional ones None, and the
+    direction and rebalance rule it runs with."""
     family = strategy["family"]
     params = {}
     for name, kind in PARAMS[family].items():
@@ -144,7 +147,8 @@ def _strategy(strategy: dict) -> dict:
             "rebalance": strategy.get("rebalance", DEFAULT_REBALANCE[family])}
 
 
-def _param_errors(strategy: dict, universe: list) -> list[dict]:
+def param_errors(strategy: dict, universe: list) -> list[dict]:
+    """The family's parameter rules a schema cannot say, for a normalised strategy on `universe`."""
     family, p = strategy["family"], strategy["params"]
     errors = []
     lookback = LOOKBACKS.get(family)
@@ -206,7 +210,7 @@ def _period_dates(dates, period: dict):
     return dates[lo:hi]
 
 
-def _warmup(strategy: dict, evaluation: dict, defaults: dict) -> tuple[dict, list[dict]]:
+def resolve_warmup(strategy: dict, evaluation: dict, defaults: dict) -> tuple[dict, list[dict]]:
     needed = warmup_bars(strategy["family"], strategy["params"])
     if "warmup_bars" not in evaluation:
         # A policy default can ask for more history than the family needs, never for less.

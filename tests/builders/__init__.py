@@ -8,6 +8,7 @@ from .documents import (  # noqa: F401
 from .events import (  # noqa: F401
     SHA_A, SHA_B, WORKER, append, compiled, completed, failed, gated, rerun, started, waiting,
 )
+from .gated_runs import GatedRun, a_gated_run, a_snapshot_with_other_holdout  # noqa: F401
 from .jobs import (  # noqa: F401
     TINY_RUN, approve_waiting, cancelled_job, done_job, done_job_with_run, error_job, idea_waiting, job_with_events,
     jobs_in_every_status, new_blueprint_job, ran_job, rejected_job, run_id_of, running_job, stopped_job, submitted,
