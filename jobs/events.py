@@ -65,8 +65,12 @@ class Lease:
 
 # -- builders: one per event type ------------------------------------------------------------------------------
 
-def submitted(kind: Kind, *, actor: Actor, inputs_sha256: str) -> NewEvent:
-    return NewEvent(SUBMIT_EVENTS[kind], actor, payload={"submitter": actor.id, "inputs_sha256": inputs_sha256})
+def submitted(kind: Kind, *, actor: Actor, inputs_sha256: str, prompt_pins: dict | None = None) -> NewEvent:
+    """`prompt_pins` (idea jobs): the artifact ref {path, sha256, bytes} of the prompt versions pinned at submit."""
+    payload = {"submitter": actor.id, "inputs_sha256": inputs_sha256}
+    if prompt_pins is not None:
+        payload["prompt_pins"] = prompt_pins
+    return NewEvent(SUBMIT_EVENTS[kind], actor, payload=payload)
 
 
 def step_started(*, step: str, worker_id: str, attempt: int, lease_expires_at: datetime,
@@ -79,9 +83,12 @@ def step_started(*, step: str, worker_id: str, attempt: int, lease_expires_at: d
 
 def step_completed(result_event: EventType, *, step: str, worker_id: str, artifacts: list[dict],
                    summary: dict) -> NewEvent:
-    """A step's result (RUNSPEC_COMPILED, RUN_COMPLETED, …): the artifacts it wrote and a small summary."""
-    return NewEvent(result_event, Actor.worker(worker_id), step=step,
-                    payload={"artifacts": artifacts, "summary": summary})
+    """A step's result (RUNSPEC_COMPILED, RUN_COMPLETED, …): the artifacts it wrote and a small summary.
+    JOB_SPAWNED also names the children at the top of its payload, as its contract asks."""
+    payload = {"artifacts": artifacts, "summary": summary}
+    if result_event == EventType.JOB_SPAWNED:
+        payload["child_job_ids"] = list(summary.get("child_job_ids", []))
+    return NewEvent(result_event, Actor.worker(worker_id), step=step, payload=payload)
 
 
 def waiting_approval(*, checkpoint: str, worker_id: str, artifact_sha256: str | None,
@@ -90,9 +97,13 @@ def waiting_approval(*, checkpoint: str, worker_id: str, artifact_sha256: str | 
                     payload={"artifact_sha256": artifact_sha256, "artifact_path": artifact_path})
 
 
-def approved(*, step: str, actor: Actor, comment: str, artifact_sha256: str | None) -> NewEvent:
-    return NewEvent(EventType.APPROVED, actor, step=step,
-                    payload={"comment": comment or "", "artifact_sha256": artifact_sha256})
+def approved(*, step: str, actor: Actor, comment: str, artifact_sha256: str | None,
+             accepted: list[str] | None = None) -> NewEvent:
+    """`accepted`: the proposal ids an approval of `improvements` accepts (None at every other checkpoint)."""
+    payload = {"comment": comment or "", "artifact_sha256": artifact_sha256}
+    if accepted is not None:
+        payload["accepted"] = list(accepted)
+    return NewEvent(EventType.APPROVED, actor, step=step, payload=payload)
 
 
 def rejected(*, step: str, actor: Actor, reason: str) -> NewEvent:
@@ -118,6 +129,12 @@ def retry_requested(*, actor: Actor, reason: str) -> NewEvent:
 
 def cancelled(*, actor: Actor, reason: str) -> NewEvent:
     return NewEvent(EventType.CANCELLED, actor, payload={"reason": reason or "", "operator": actor.id})
+
+
+def stopped_budget(*, step: str | None, worker_id: str, reason: str, limit: dict, counters: dict) -> NewEvent:
+    """The budget stopped a spawn: which limit (`reason`), its value and the counters the database held."""
+    return NewEvent(EventType.STOPPED_BUDGET, Actor.worker(worker_id), step=step,
+                    payload={"reason": reason, "limit": limit, "counters": counters})
 
 
 def done(*, worker_id: str) -> NewEvent:

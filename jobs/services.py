@@ -9,16 +9,18 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from contracts import CONTENT_ID, NAME_ID, canonical_json, content_id, sha256_hex, validate
-from research.errors import SnapshotNotFound
-from research.policies import bundle_requires_four_eyes, policy_bundle_exists
+from research.agents import DEFAULT_PROMPT_VERSIONS, load_prompt
+from research.artifacts import read_json_artifact, write_json_artifact
+from research.errors import ResearchError, SnapshotNotFound
+from research.policies import budget_limits, bundle_requires_four_eyes, load_policy_bundle, policy_bundle_exists
 from research.snapshots import get_snapshot
 
 from .events import Actor
 from . import events
-from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, NotImplementedYet
+from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from .events import NewEvent, append_event, now, state_from_row
 from .models import JobEvent, JobSpec, JobState
-from .pipelines import TERMINAL_STATUSES, Kind, Status
+from .pipelines import TERMINAL_STATUSES, EventType, Kind, Status
 from .roles import APPROVE, OPERATE
 
 # -- ids: every id that reaches a URL or a path is checked against its allowlist before any lookup ------------
@@ -81,11 +83,7 @@ def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) 
     Sharpe ratio): only spawning sets it (`lineage_allowed`), never a client.
     """
     kind = _validate_spec(spec)
-    if kind == Kind.IDEA:
-        raise NotImplementedYet(
-            "idea jobs are not available yet: the agents that turn an idea into a blueprint are not built. "
-            "Submit a blueprint instead (POST /jobs/blueprint).", code="not_implemented",
-        )
+    pins = prompt_pins(spec) if kind == Kind.IDEA else None
     if (spec.get("extensions") or {}).get("lineage") is not None and not lineage_allowed:
         raise InvalidInput(
             "extensions.lineage is set by spawning a child job, not by a client", code="lineage_reserved",
@@ -104,7 +102,11 @@ def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) 
         root_job_id=lineage.get("root_job_id", job_id), parent_job_id=lineage.get("parent_job_id"),
         generation=lineage.get("generation", 0), created_at=created_at, submitted_by=actor.id,
     )
-    submit = events.submitted(kind, actor=actor, inputs_sha256=sha256_hex(canonical_json(spec[member])))
+    # An idea job's prompt pins are fixed now, as an artifact its submit event records: every agent run of the
+    # job uses these versions, whatever the defaults are when it runs. Write-once: the same bytes are a no-op.
+    pins_ref = write_json_artifact(prompt_pins_path(job_id), pins).as_dict() if pins is not None else None
+    submit = events.submitted(kind, actor=actor, inputs_sha256=sha256_hex(canonical_json(spec[member])),
+                              prompt_pins=pins_ref)
     try:
         events.create_job(spec=job, submit_event=submit)
     except IntegrityError:
@@ -114,6 +116,38 @@ def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) 
             raise
         return existing, False
     return job, True
+
+
+PROMPT_PINS_SCHEMA = "prompt_pins_v1"
+
+
+def prompt_pins_path(job_id: str) -> str:
+    return f"jobs/{job_id}/outputs/agents/prompt_pins.json"
+
+
+def prompt_pins(spec: dict) -> dict:
+    """The prompt each agent of an idea job uses: `extensions.prompt_pins` ({agent_id: version}) where given,
+    else the current default, each with the sha256 of its file. An unknown agent or version is refused."""
+    given = (spec.get("extensions") or {}).get("prompt_pins") or {}
+    if not isinstance(given, dict):
+        raise InvalidInput("extensions.prompt_pins maps agent ids to prompt versions", code="invalid_prompt_pins",
+                           errors=[{"path": "/extensions/prompt_pins", "message": "not an object"}])
+    errors = [{"path": f"/extensions/prompt_pins/{agent_id}", "message": "no such agent"}
+              for agent_id in sorted(given) if agent_id not in DEFAULT_PROMPT_VERSIONS]
+    agents = {}
+    for agent_id, default in DEFAULT_PROMPT_VERSIONS.items():
+        version = given.get(agent_id, default)
+        try:
+            prompt = load_prompt(agent_id, version if isinstance(version, str) else "")
+        except ResearchError:
+            errors.append({"path": f"/extensions/prompt_pins/{agent_id}", "message": "no such prompt version"})
+            continue
+        agents[agent_id] = {"version": prompt.version, "sha256": prompt.sha256,
+                            "source": "extensions" if agent_id in given else "default"}
+    if errors:
+        raise InvalidInput("extensions.prompt_pins names an unknown agent or prompt version",
+                           code="invalid_prompt_pins", errors=errors)
+    return {"schema": PROMPT_PINS_SCHEMA, "agents": agents}
 
 
 def _job_spec(kind: Kind, member: str, document, snapshot_id, policy_bundle_id, extensions) -> dict:
@@ -151,6 +185,63 @@ def submit_idea(
 ) -> tuple[JobSpec, bool]:
     spec = _job_spec(Kind.IDEA, "idea", idea, snapshot_id, policy_bundle_id, extensions)
     return submit_job_spec(spec=spec, actor=actor, lineage_allowed=lineage_allowed)
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """What a spawn did: the children created (in order), the counters after it, and the limit that stopped
+    the rest (`stopped`: {reason, limit, counters}) or None."""
+
+    child_job_ids: list[str]
+    counters: dict
+    stopped: dict | None
+
+
+def spawn_children(*, parent: JobSpec, blueprints: list[dict], actor: Actor) -> Spawned:
+    """One child blueprint job per blueprint (in order) under `parent`'s lineage, as many as the policy
+    bundle's budget allows. Must be called inside a transaction, which it holds to the end: the counters are
+    read under a lock on the root's JobState row (SELECT … FOR UPDATE on PostgreSQL; on SQLite the IMMEDIATE
+    transaction already holds the database's write lock), and the children are inserted in it, so concurrent
+    spawns in one lineage queue and can never exceed a limit. The root job counts among the jobs of its root."""
+    limits = budget_limits(load_policy_bundle(parent.policy_bundle_id)[0])
+    list(JobState.objects.select_for_update().filter(job_id=parent.root_job_id).values_list("job_id", flat=True))
+    generation = parent.generation + 1
+    counters = {
+        "generation": generation,
+        "children_of_parent": JobSpec.objects.filter(parent_job_id=parent.job_id).count(),
+        "jobs_in_root": JobSpec.objects.filter(root_job_id=parent.root_job_id).count(),
+    }
+    lineage = {"root_job_id": parent.root_job_id, "parent_job_id": parent.job_id, "generation": generation,
+               "iteration": generation}
+    children, stopped = [], None
+    for blueprint in blueprints:
+        reason = _limit_reached(limits, counters)
+        if reason is not None:
+            stopped = {"reason": reason, "limit": {reason: limits[reason]}}
+            break
+        child, created = submit_blueprint(
+            blueprint=blueprint, actor=actor, snapshot_id=parent.snapshot_id,
+            policy_bundle_id=parent.policy_bundle_id, extensions={"lineage": lineage}, lineage_allowed=True,
+        )
+        if created:
+            children.append(child.job_id)
+            counters["children_of_parent"] += 1
+            counters["jobs_in_root"] += 1
+    counters = {**counters, "requested": len(blueprints), "spawned": len(children)}
+    if stopped is not None:
+        stopped["counters"] = counters
+    return Spawned(child_job_ids=children, counters=counters, stopped=stopped)
+
+
+def _limit_reached(limits: dict, counters: dict) -> str | None:
+    """The first budget limit one more child would break, or None."""
+    if counters["generation"] > limits["max_generations"]:
+        return "max_generations"
+    if counters["children_of_parent"] >= limits["max_children_per_job"]:
+        return "max_children_per_job"
+    if counters["jobs_in_root"] >= limits["max_jobs_per_root"]:
+        return "max_jobs_per_root"
+    return None
 
 
 def _command(job_id: str, decide: Callable[[JobSpec, JobState], NewEvent]) -> JobEvent:
@@ -199,10 +290,19 @@ def _check_decision(job: JobSpec, state: JobState, step: str, actor: Actor) -> N
         raise Forbidden("four eyes: the submitter of a job may not decide its checkpoints", code="four_eyes")
 
 
+IMPROVEMENTS = "improvements"  # the checkpoint whose approval may accept a subset of the proposals
+
+
 def approve(
-    *, job_id: str, step: str, actor: Actor, comment: str = "", artifact_sha256: str | None = None
+    *, job_id: str, step: str, actor: Actor, comment: str = "", artifact_sha256: str | None = None,
+    accept: list[str] | None = None,
 ) -> JobEvent:
-    """Approve the checkpoint the job waits at; a stale artifact sha256 or a second decision is a Conflict."""
+    """Approve the checkpoint the job waits at; a stale artifact sha256 or a second decision is a Conflict.
+    At `improvements`, `accept` names the proposals to spawn (default: all of them); the event records them."""
+    if accept is not None and step != IMPROVEMENTS:
+        raise InvalidInput("only an approval of improvements accepts proposals", code="accept_not_allowed",
+                           errors=[{"path": "/accept", "message": f"not allowed at {step}"}])
+
     def decide(job, state):
         _check_decision(job, state, step, actor)
         if artifact_sha256 is not None and artifact_sha256 != state.review_sha256:
@@ -210,9 +310,36 @@ def approve(
                 f"stale review: the {step} artifact under review is {state.review_sha256}, not {artifact_sha256}",
                 code="stale_review",
             )
-        return events.approved(step=step, actor=actor, comment=comment, artifact_sha256=state.review_sha256)
+        accepted = _accepted_proposals(job, state, accept) if step == IMPROVEMENTS else None
+        return events.approved(step=step, actor=actor, comment=comment, artifact_sha256=state.review_sha256,
+                               accepted=accepted)
 
     return _command(job_id, decide)
+
+
+def proposals_under_review(job: JobSpec, state: JobState) -> list[dict]:
+    """The proposals the job's `improvements` checkpoint reviews: the file its WAITING_APPROVAL named, checked
+    against the sha256 under review."""
+    waiting = (JobEvent.objects.filter(job_id=job.job_id, event_type=str(EventType.WAITING_APPROVAL))
+               .order_by("-seq").values_list("payload", flat=True).first()) or {}
+    try:
+        output = read_json_artifact(waiting.get("artifact_path") or "", sha256=state.review_sha256)
+    except ResearchError as exc:
+        raise Conflict(f"the proposals under review cannot be read: {exc}", code="review_unreadable") from exc
+    return output["proposals"]
+
+
+def _accepted_proposals(job: JobSpec, state: JobState, accept: list[str] | None) -> list[str]:
+    """The accepted proposal ids in the proposals' own (ranked) order; an id that is not proposed is refused."""
+    ids = [proposal["proposal_id"] for proposal in proposals_under_review(job, state)]
+    if accept is None:
+        return ids
+    unknown = [{"path": f"/accept/{i}", "message": "no such proposal under review"}
+               for i, proposal_id in enumerate(accept) if proposal_id not in ids]
+    if unknown:
+        raise InvalidInput("accept names a proposal that is not under review", code="unknown_proposal",
+                           errors=unknown)
+    return [proposal_id for proposal_id in ids if proposal_id in set(accept)]
 
 
 def reject(*, job_id: str, step: str, actor: Actor, reason: str = "") -> JobEvent:

@@ -153,7 +153,11 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
         return replace(state, status=Status.CANCELLED, next_step=None, waiting_step=None, available_at=None)
 
     if etype == EventType.STOPPED_BUDGET:
-        _require(state.status == Status.RUNNING and step == state.next_step, "STOPPED_BUDGET outside a running step")
+        # Either during the spawn step, or right after its JOB_SPAWNED (the children that fitted), instead of DONE.
+        after_spawn = (state.status == Status.QUEUED and state.stage == len(state.pipeline)
+                       and state.last_event_type == EventType.JOB_SPAWNED)
+        _require((state.status == Status.RUNNING and step == state.next_step) or after_spawn,
+                 "STOPPED_BUDGET outside a running step")
         return replace(state, status=Status.STOPPED_BUDGET, next_step=None, available_at=None)
 
     if etype == EventType.DONE:

@@ -94,6 +94,17 @@ def trials_policy(bundle: dict) -> dict:
     }
 
 
+# What a bundle's budget means where it names no limit (policy_bundle_v1 requires all three today; a bundle
+# read through an older or reduced contract still gets these): those of default_v1 and default_v2.
+BUDGET_DEFAULTS = {"max_generations": 2, "max_children_per_job": 3, "max_jobs_per_root": 10}
+
+
+def budget_limits(bundle: dict) -> dict:
+    """The spawn budget of a bundle: each limit of its `budget` section over BUDGET_DEFAULTS."""
+    given = bundle.get("budget") or {}
+    return {name: int(given.get(name, default)) for name, default in BUDGET_DEFAULTS.items()}
+
+
 def list_policy_bundles() -> list[dict]:
     """Every `<id>.json` under the policy root, sorted by id, with its sha256 or the reason it is unusable."""
     bundles = []

@@ -104,10 +104,9 @@ class StepOutcome:
 
 Executor = Callable[[StepContext], StepOutcome]
 DEFAULT_EXECUTORS = {
-    "compile": "workflow.executors.compile.execute",
-    "run": "workflow.executors.run.execute",
-    "gates": "workflow.executors.gates.execute",
-    "registry": "workflow.executors.registry.execute",
+    name: f"workflow.executors.{name}.execute"
+    for name in ("intent", "strategy_spec", "compile", "trace_preview", "run", "gates", "registry", "report",
+                 "improvements", "spawn")
 }
 
 
@@ -163,11 +162,15 @@ class WorkerConfig:
         return self.step_timeouts.get(step, self.step_timeout_seconds)
 
 
-def _follow_up(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool):
-    """The events that follow a step's result in the same append, and the lease to keep."""
+def _follow_up(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool,
+               stopped_budget: dict | None = None):
+    """The events that follow a step's result in the same append, and the lease to keep. After the last step:
+    DONE, or STOPPED_BUDGET when the step's record says the budget stopped it (a spawn)."""
     pipeline = state.pipeline
     stage = state.stage + 1
     if stage == len(pipeline):
+        if stopped_budget is not None:
+            return [events.stopped_budget(step=state.next_step, worker_id=config.worker_id, **stopped_budget)], Lease()
         return [events.done(worker_id=config.worker_id)], Lease()
     following = pipeline[stage]
     if isinstance(following, Checkpoint):
@@ -197,11 +200,12 @@ def _time_out(job_id: str, state: DerivedState, config: WorkerConfig) -> None:
 
 def _result_events(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool):
     """The step's result event (after writing its record, in the caller's transaction) and what follows it."""
-    recorded = outcome.record() if outcome.record else {}
+    recorded = dict(outcome.record()) if outcome.record else {}
+    stopped_budget = recorded.pop("stopped_budget", None)
     current = next(s for s in state.pipeline[state.stage:] if isinstance(s, Step))
     result = events.step_completed(current.result_event, step=state.next_step, worker_id=config.worker_id,
                                    artifacts=outcome.artifacts, summary={**outcome.summary, **recorded})
-    follow, lease_after = _follow_up(state, outcome, config, may_continue)
+    follow, lease_after = _follow_up(state, outcome, config, may_continue, stopped_budget)
     return [result, *follow], lease_after
 
 

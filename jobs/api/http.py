@@ -273,6 +273,10 @@ class StrictInput(serializers.Serializer):
 class ApproveInput(StrictInput):
     comment = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT, trim_whitespace=False)
     artifact_sha256 = StrictRegexField(SHA256_RE, required=False, allow_null=True)
+    accept = serializers.ListField(
+        child=StrictCharField(max_length=64), required=False, max_length=100,
+        help_text="improvements only: the proposal ids to spawn as child jobs (default: all of them)",
+    )
 
 
 class RejectInput(StrictInput):

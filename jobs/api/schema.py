@@ -22,7 +22,6 @@ ERROR_MEANINGS = {
     411: "a chunked body on a server that cannot tell where it ends (`length_required`)",
     413: "request body larger than EAM_MAX_BODY_BYTES",
     415: "request body is not application/json",
-    501: "not available yet (`not_implemented`: idea jobs, until their agents exist)",
     503: "the database cannot be reached just now (`database_unavailable`); try again after Retry-After seconds",
 }
 READS = (400, 401, 403, 404, 413, 503)

@@ -82,9 +82,11 @@ class JobViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="jobs_submit_idea", summary="Submit an idea", tags=["submit"],
         parameters=[http.SubmitQuery], request={"application/json": contract_schema("idea_spec_v1")},
-        responses={**error_responses(*WRITES, 501)},
-        description="Not available yet: a valid idea is answered 501 `not_implemented` and nothing is written "
-                    "(an invalid one still 400, with its errors).",
+        responses=SUBMITTED,
+        description="An idea job: the intent agent proposes a blueprint, and five checkpoints (blueprint, "
+                    "strategy_spec, runspec, trace_preview, improvements) lead to the run, the report and the "
+                    "spawn of child jobs. `extensions` of a full job spec may pin prompt versions "
+                    "(`extensions.prompt_pins`).",
     )
     @action(detail=False, methods=["post"])
     def idea(self, request):

@@ -18,6 +18,7 @@ class InvalidOutput(ResearchError):
     """An agent returned a document that does not validate against its output contract."""
 
     code = "invalid_output"
+    error_class = "invalid_output"  # what a failed step's ERROR event names
 
 
 class InvalidInput(ResearchError):

@@ -8,6 +8,10 @@ from .documents import (  # noqa: F401
 from .events import (  # noqa: F401
     SHA_A, SHA_B, WORKER, append, compiled, completed, failed, gated, rerun, started, waiting,
 )
+from .ideas import (  # noqa: F401
+    IDEA_CHECKPOINTS, TINY_IDEA, a_budget_bundle, an_idea_for_tiny, approve_via_api, idea_worker, waiting_at,
+    walk_idea_to_done,
+)
 from .gated_runs import GatedRun, a_gated_run, a_snapshot_with_other_holdout  # noqa: F401
 from .jobs import (  # noqa: F401
     TINY_RUN, approve_waiting, cancelled_job, done_job, done_job_with_run, error_job, idea_waiting, job_with_events,

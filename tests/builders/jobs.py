@@ -120,8 +120,8 @@ def stopped_job(by, name: str = "stopped") -> JobSpec:
 
 
 def idea_waiting(by, name: str = "idea", *, snapshot_id: str = SNAPSHOT) -> JobSpec:
-    """An idea job whose blueprint was proposed and waits at the blueprint checkpoint. Submitting an idea is
-    refused (501) until its agents exist, so the job is stored through the append path itself."""
+    """An idea job that waits at the blueprint checkpoint, stored through the append path itself (its events
+    only: no prompt pins and no agent artifacts; tests/builders/ideas.py walks real idea jobs)."""
     actor = as_actor(by)
     idea = an_idea(name, symbols=TINY_SYMBOLS)
     spec = {"schema_version": "job_spec_v1", "kind": "idea", "snapshot_id": snapshot_id,

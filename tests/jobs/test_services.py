@@ -9,7 +9,7 @@ import pytest
 from contracts import canonical_json, content_id, sha256_hex
 from jobs import services
 from jobs.events import Actor
-from jobs.errors import Conflict, Forbidden, InvalidInput, NotFound, NotImplementedYet
+from jobs.errors import Conflict, Forbidden, InvalidInput, NotFound
 from jobs.models import JobEvent, JobSpec, JobState
 
 from ..builders import (
@@ -217,16 +217,15 @@ def test_an_invalid_policy_bundle_id_is_refused():
         submit(policy_bundle_id="../default_v1")
 
 
-def test_submitting_an_idea_is_not_implemented_yet_and_writes_nothing():
-    before = (JobSpec.objects.count(), JobEvent.objects.count(), JobState.objects.count())
-    with pytest.raises(NotImplementedYet) as caught:
-        services.submit_idea(idea=an_idea(), actor=ALICE, snapshot_id="demo_snapshot")
-    assert (caught.value.status, caught.value.code) == (501, "not_implemented")
-    assert "blueprint" in caught.value.detail
-    with pytest.raises(NotImplementedYet):
-        services.submit_job_spec(spec={"schema_version": "job_spec_v1", "kind": "idea", "snapshot_id": "demo_snapshot",
-                                       "policy_bundle_id": "default_v1", "idea": an_idea()}, actor=ALICE)
-    assert (JobSpec.objects.count(), JobEvent.objects.count(), JobState.objects.count()) == before
+def test_submitting_an_idea_creates_an_idea_job_with_its_prompt_pins():
+    job, created = services.submit_idea(idea=an_idea(), actor=ALICE, snapshot_id="demo_snapshot")
+    assert created and job.kind == "idea" and job.state.status == "queued"
+    submit = JobEvent.objects.get(job_id=job.job_id)
+    assert submit.event_type == "IDEA_SUBMITTED"
+    assert submit.payload["prompt_pins"]["path"] == f"jobs/{job.job_id}/outputs/agents/prompt_pins.json"
+    again, created = services.submit_idea(idea=an_idea(), actor=ALICE, snapshot_id="demo_snapshot")
+    assert (again.job_id, created) == (job.job_id, False)
+    assert JobEvent.objects.filter(job_id=job.job_id).count() == 1
 
 
 def test_a_schema_invalid_idea_is_refused_with_its_pointer():

@@ -495,6 +495,14 @@ def test_a_spawn_stopped_by_the_budget_ends_the_job():
     assert state.is_terminal
 
 
+def test_a_spawn_that_spawned_some_children_may_end_stopped_by_the_budget_instead_of_done():
+    spawn = stage_index(Kind.IDEA, "spawn", Step)
+    spawned = event(E.JOB_SPAWNED, "spawn", artifacts=[], summary={}, child_job_ids=["0123456789ab"])
+    state = state_of(through(Kind.IDEA, spawn) + [started("spawn"), spawned, stopped_budget("spawn")])
+
+    assert state.status == Status.STOPPED_BUDGET
+
+
 def test_stopped_budget_outside_a_running_step_is_illegal():
     spawn = stage_index(Kind.IDEA, "spawn", Step)
     then_illegal(through(Kind.IDEA, spawn) + [stopped_budget("spawn")])
