@@ -137,6 +137,13 @@ def stopped_budget(*, step: str | None, worker_id: str, reason: str, limit: dict
                     payload={"reason": reason, "limit": limit, "counters": counters})
 
 
+def spawn_refused(*, actor: Actor, reason: str, limit: dict, counters: dict) -> NewEvent:
+    """A manual spawn (`POST /jobs/{id}/spawn`) refused by the budget, recorded on the parent's log after it
+    ended: the same evidence as `stopped_budget`, marked `manual`; it does not move the parent's state."""
+    return NewEvent(EventType.STOPPED_BUDGET, actor, step=None,
+                    payload={"reason": reason, "limit": limit, "counters": counters, "manual": True})
+
+
 def done(*, worker_id: str) -> NewEvent:
     return NewEvent(EventType.DONE, Actor.worker(worker_id))
 

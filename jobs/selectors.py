@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 
 from contracts import iso, sha256_hex
@@ -40,6 +41,7 @@ class JobFilters:
     kind: str | None = None
     waiting_step: str | None = None
     root_job_id: str | None = None
+    parent_job_id: str | None = None
     snapshot_id: str | None = None
 
 
@@ -121,6 +123,8 @@ def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50
         rows = rows.filter(waiting_step=filters.waiting_step)
     if filters.root_job_id:
         rows = rows.filter(job__root_job_id=filters.root_job_id)
+    if filters.parent_job_id:
+        rows = rows.filter(job__parent_job_id=filters.parent_job_id)
     if filters.snapshot_id:
         rows = rows.filter(job__snapshot_id=filters.snapshot_id)
     if where is not None:
@@ -206,6 +210,36 @@ def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
         "artifacts": artifacts,
         **head.can,
     }
+
+
+def job_lineage(*, job_id: str) -> dict:
+    """The whole tree of `job_id`'s root: every job of it in (generation, created_at, job_id) order, each with its
+    title (the blueprint's `name` or the idea's `title`), status, verdict, generation, parent and children (ids in
+    creation order). Two queries whatever the tree's size: the asked job's root, then the tree's rows with the
+    title read inside the database. NotFound for an unknown or malformed id. The reads are those of a job's
+    detail: whoever may read one job may read its tree."""
+    services.check_job_id(job_id)
+    root_job_id = JobSpec.objects.filter(job_id=job_id).values_list("root_job_id", flat=True).first()
+    if root_job_id is None:
+        raise NotFound(f"job {job_id} not found", code="job_not_found")
+    rows = (
+        JobSpec.objects.filter(root_job_id=root_job_id)
+        .annotate(title=Coalesce(KT("spec__blueprint__name"), KT("spec__idea__title")))
+        .order_by("generation", "created_at", "job_id")
+        .values("job_id", "title", "state__status", "state__verdict", "generation", "parent_job_id")
+    )
+    jobs = [
+        {"job_id": row["job_id"], "title": row["title"], "status": row["state__status"],
+         "verdict": row["state__verdict"], "generation": row["generation"], "parent_job_id": row["parent_job_id"],
+         "children": []}
+        for row in rows
+    ]
+    by_id = {job["job_id"]: job for job in jobs}
+    for job in jobs:  # a parent's children share a generation, so this order is their order of creation
+        parent = by_id.get(job["parent_job_id"]) if job["parent_job_id"] else None
+        if parent is not None:
+            parent["children"].append(job["job_id"])
+    return {"job_id": job_id, "root_job_id": root_job_id, "jobs": jobs}
 
 
 def event_view(row: JobEvent) -> dict:

@@ -94,6 +94,13 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
         _require(etype == SUBMIT_EVENTS[state.kind], f"a {state.kind} job starts with {SUBMIT_EVENTS[state.kind]}")
         return _at_stage(state, 0)
     _require(etype not in SUBMIT_EVENTS.values(), f"{etype} may only be the first event")
+    # The one event legal after the end: a manual spawn (POST /jobs/{id}/spawn) the budget refused, recorded
+    # on its parent, which ended done or stopped_budget; evidence only, the state does not move.
+    if etype == EventType.STOPPED_BUDGET and payload.get("manual") is True:
+        _require(state.status in (Status.DONE, Status.STOPPED_BUDGET) and step is None,
+                 "a manual STOPPED_BUDGET is recorded only on a job that ended done or stopped_budget")
+        return state
+
     _require(not state.is_terminal, f"{etype} after the job ended ({state.status})")
     current = _current_stage(state)
 

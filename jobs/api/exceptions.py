@@ -111,7 +111,9 @@ def exception_handler(exc, context):
             return Response(error_body("the server could not read this result", "internal_error"), status=500)
         exc = domain
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.detail, exc.code, exc.errors), status=exc.status)
+        # A refusal may carry its evidence (budget_exhausted: reason, limit, counters) beside detail and code.
+        evidence = getattr(exc, "evidence", None) or {}
+        return Response({**error_body(exc.detail, exc.code, exc.errors), **evidence}, status=exc.status)
     if isinstance(exc, RequestDataTooBig):
         exc = BodyTooLarge()
     elif isinstance(exc, Http404):

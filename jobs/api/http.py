@@ -279,6 +279,10 @@ class ApproveInput(StrictInput):
     )
 
 
+class SpawnInput(StrictInput):
+    blueprint = serializers.DictField(help_text="the child's blueprint (contract blueprint_v1)")
+
+
 class RejectInput(StrictInput):
     # Optional here: the service refuses a missing or blank reason with its own code, `reason_required`.
     reason = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT)
@@ -314,6 +318,7 @@ class JobListQuery(PageQuery):
     kind = serializers.ChoiceField(choices=KIND_CHOICES, required=False)
     waiting_step = serializers.ChoiceField(choices=CHECKPOINTS, required=False)
     root_job_id = StrictRegexField(CONTENT_ID.pattern, required=False)
+    parent_job_id = StrictRegexField(CONTENT_ID.pattern, required=False)
     snapshot_id = StrictRegexField(NAME_ID.pattern, required=False)
 
 

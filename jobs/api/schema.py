@@ -18,7 +18,7 @@ ERROR_MEANINGS = {
     403: "not allowed (`permission_denied`, `four_eyes`, `csrf_failed`)",
     404: "unknown or malformed id, or nothing at that path",
     405: "method not allowed",
-    409: "conflict with the job's state (`not_waiting`, `stale_review`, `not_in_error`, `job_ended`, ...)",
+    409: "conflict with the job's state (`not_waiting`, `stale_review`, `not_in_error`, `job_ended`, `budget_exhausted`, ...)",
     411: "a chunked body on a server that cannot tell where it ends (`length_required`)",
     413: "request body larger than EAM_MAX_BODY_BYTES",
     415: "request body is not application/json",

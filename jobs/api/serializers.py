@@ -18,6 +18,14 @@ class ErrorResponse(serializers.Serializer):
     errors = ErrorItem(many=True, required=False)
 
 
+class BudgetExhaustedResponse(ErrorResponse):
+    reason = serializers.CharField(required=False, help_text="budget_exhausted: the limit reached")
+    limit = serializers.DictField(required=False, help_text="budget_exhausted: {limit name: value}")
+    counters = serializers.DictField(required=False, help_text="budget_exhausted: the counters the database held "
+                                                                "(generation, children_of_parent, jobs_in_root, "
+                                                                "requested, spawned)")
+
+
 class JobSummary(serializers.Serializer):
     job_id = serializers.CharField()
     kind = serializers.ChoiceField(choices=KIND_CHOICES)
@@ -77,6 +85,22 @@ class JobDetail(JobSummary):
     can_reject = serializers.BooleanField()
     can_retry = serializers.BooleanField()
     can_cancel = serializers.BooleanField()
+
+
+class LineageJob(serializers.Serializer):
+    job_id = serializers.CharField()
+    title = serializers.CharField(allow_null=True, help_text="the blueprint's name or the idea's title")
+    status = serializers.ChoiceField(choices=STATUS_CHOICES)
+    verdict = serializers.CharField(allow_null=True)
+    generation = serializers.IntegerField()
+    parent_job_id = serializers.CharField(allow_null=True)
+    children = serializers.ListField(child=serializers.CharField(), help_text="ids in creation order")
+
+
+class LineageTree(serializers.Serializer):
+    job_id = serializers.CharField(help_text="the job asked for")
+    root_job_id = serializers.CharField()
+    jobs = LineageJob(many=True, help_text="every job of the root's tree, in (generation, created_at, job_id) order")
 
 
 class EventActor(serializers.Serializer):

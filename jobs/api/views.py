@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from jobs import artifacts, selectors, services
 from jobs.events import Actor
 from jobs.services import check_job_id
-from jobs.roles import APPROVE, OPERATE, SUBMIT
+from jobs.roles import APPROVE, OPERATE, SPAWN, SUBMIT
 
 from . import serializers as s
 from . import http
@@ -54,7 +54,7 @@ class JobViewSet(viewsets.ViewSet):
     required_permissions = {
         "create": SUBMIT, "blueprint": SUBMIT, "idea": SUBMIT,
         "approve": APPROVE, "reject": APPROVE,
-        "retry": OPERATE, "cancel": OPERATE,
+        "retry": OPERATE, "cancel": OPERATE, "spawn": SPAWN,
     }
 
     # -- submit --------------------------------------------------------------------------------------------
@@ -130,6 +130,16 @@ class JobViewSet(viewsets.ViewSet):
         check_job_id(job_id)
         query = read_query(request, http.EventsQuery)
         return Response(selectors.job_events(job_id=job_id, **query))
+
+    @extend_schema(
+        operation_id="jobs_lineage", summary="The tree of a job's root: every job with its title, status, verdict",
+        tags=["read"], parameters=[JOB_ID], responses={200: s.LineageTree, **error_responses(*READS)},
+    )
+    @action(detail=True, methods=["get"])
+    def lineage(self, request, job_id=None):
+        check_job_id(job_id)
+        read_query(request, http.NoQuery)
+        return Response(selectors.job_lineage(job_id=job_id))
 
     @extend_schema(
         operation_id="jobs_artifacts", summary="A job's files (and its run's dossier) with sha256 and size",
@@ -208,3 +218,24 @@ class JobViewSet(viewsets.ViewSet):
         read_query(request, http.NoQuery)
         body = read_body(request, http.OperatorInput)
         return _event(services.cancel(job_id=job_id, actor=Actor.user(request.user), **body))
+
+    @extend_schema(
+        operation_id="jobs_spawn", summary="Spawn one child blueprint job of a job, within its root's budget",
+        tags=["operate"], parameters=[JOB_ID], request=http.SpawnInput,
+        responses={**SUBMITTED, 409: OpenApiResponse(
+            s.BudgetExhaustedResponse,
+            description="`budget_exhausted` (with `reason`, `limit`, `counters`), or `not_spawnable`: the job has "
+                        "not ended done or stopped_budget")},
+        description="The child's spec carries `extensions.lineage` (root, parent, generation = the parent's + 1); "
+                    "the budget of the parent's policy bundle applies as in the spawn step. The first refusal of "
+                    "a limit appends `STOPPED_BUDGET` (`manual: true`) to the parent's log; later ones write "
+                    "nothing.",
+    )
+    @action(detail=True, methods=["post"])
+    def spawn(self, request, job_id=None):
+        check_job_id(job_id)
+        read_query(request, http.NoQuery)
+        body = read_body(request, http.SpawnInput)
+        job, created = services.spawn_child(job_id=job_id, blueprint=body["blueprint"],
+                                            actor=Actor.user(request.user))
+        return _submitted(job, created)

@@ -529,6 +529,34 @@ def test_done_at_the_open_last_checkpoint_of_an_idea_job_is_illegal():
     then_illegal(through(Kind.IDEA, improvements) + [waiting("improvements"), done()])
 
 
+def manual_refusal(step=None) -> dict:
+    """A manual spawn (POST /jobs/{id}/spawn) the budget refused, recorded on its parent."""
+    return event(E.STOPPED_BUDGET, step, reason="max_children_per_job", limit={"max_children_per_job": 3},
+                 counters={"generation": 1, "children_of_parent": 3, "jobs_in_root": 4, "requested": 1,
+                           "spawned": 0}, manual=True)
+
+
+@pytest.mark.parametrize("ending", ["done", "stopped_budget"])
+def test_a_refused_manual_spawn_is_recorded_after_done_or_stopped_budget_without_moving_the_state(ending):
+    ended = state_of(ENDINGS[ending])
+    after = state_of(ENDINGS[ending] + [manual_refusal(), manual_refusal()])
+    assert replace(after, last_seq=ended.last_seq, last_event_type=ended.last_event_type) == ended
+    assert after.last_event_type == E.STOPPED_BUDGET and after.status == ended.status
+
+
+@pytest.mark.parametrize("ending", ["rejected", "cancelled"])
+def test_a_refused_manual_spawn_is_illegal_after_rejected_or_cancelled(ending):
+    then_illegal(ENDINGS[ending] + [manual_refusal()])
+
+
+def test_a_refused_manual_spawn_is_illegal_before_the_end_or_with_a_step():
+    spawn = stage_index(Kind.IDEA, "spawn", Step)
+    then_illegal([submitted(), manual_refusal()])
+    then_illegal(at_runspec_review() + [manual_refusal()])
+    then_illegal(through(Kind.IDEA, spawn) + [started("spawn"), manual_refusal()])
+    then_illegal(blueprint_job_done() + [manual_refusal("spawn")])
+
+
 ANY_EVENT = [
     submitted(), started("compile"), started("run"), result_of("compile"), result_of("registry"), waiting("runspec"),
     approved("runspec"), rejected("runspec"), step_failed("registry"), error("registry"), retry_requested(),
