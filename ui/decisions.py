@@ -16,7 +16,7 @@ from jobs.errors import DomainError, Forbidden, InvalidInput, NotFound
 from jobs.services import check_job_id
 from jobs.roles import APPROVE
 
-from .forms import ApproveForm, RejectForm
+from .forms import ApproveForm, RejectForm, approve_form_for
 from .views import error_page, render_job
 
 
@@ -53,7 +53,7 @@ class Decision(View):
             return error_page(request, error)
         if not request.user.is_authenticated:
             return redirect_to_login(reverse("ui:job", kwargs={"job_id": job_id}))
-        form = self.form_class(request.POST)
+        form = self.make_form(request.POST)
         try:
             if not request.user.has_perm(APPROVE):
                 raise Forbidden("only reviewers decide checkpoints", code="permission_denied")
@@ -69,6 +69,9 @@ class Decision(View):
         messages.success(request, said)
         return redirect("ui:job", job_id=job_id)
 
+    def make_form(self, data):
+        return self.form_class(data)
+
     def decide(self, *, job_id: str, actor: Actor, step: str, **fields) -> str:
         """Call the service; return what to tell the reviewer."""
         raise NotImplementedError
@@ -77,10 +80,15 @@ class Decision(View):
 class Approve(Decision):
     form_class, form_key = ApproveForm, "approve_form"
 
-    def decide(self, *, job_id, actor, step, comment, artifact_sha256):
+    def make_form(self, data):
+        return approve_form_for(data)  # at improvements, with the accepted proposals
+
+    def decide(self, *, job_id, actor, step, comment, artifact_sha256, accept=None):
         services.approve(job_id=job_id, step=step, actor=actor, comment=comment,
-                         artifact_sha256=artifact_sha256 or None)
+                         artifact_sha256=artifact_sha256 or None, accept=accept)
         said = f"Approved {step} of job {job_id}"
+        if accept is not None:
+            said += f", accepting {len(accept)} proposal{'' if len(accept) == 1 else 's'} ({', '.join(accept)})"
         return said + (f" with the comment “{comment}”." if comment else ".") + " A worker takes it from here."
 
 

@@ -1,7 +1,10 @@
 """The reviewer's decision forms. They check the shape of what was posted; the services decide."""
+import re
+
 from django import forms
 
 from jobs.pipelines import CHECKPOINT_NAMES
+from jobs.services import IMPROVEMENTS
 
 # The event contract caps a comment or a reason at this length.
 TEXT_LIMIT = 4000
@@ -40,3 +43,29 @@ class RejectForm(DecisionForm):
         error_messages={"required": "A rejection needs a reason."},
         help_text="Required. Rejecting ends the job.",
     )
+
+
+PROPOSAL_ID = re.compile(r"[0-9a-f]{12}")
+
+
+class ProposalIds(forms.MultipleChoiceField):
+    """The ids of the checked proposals; whether each is one under review is the service's to say."""
+
+    def valid_value(self, value):
+        return bool(PROPOSAL_ID.fullmatch(str(value)))
+
+
+class ImprovementsApproveForm(ApproveForm):
+    """The approval of `improvements`: the proposals accepted, at least one (to accept none is to reject)."""
+
+    accept = ProposalIds(
+        label="Accepted proposals",
+        error_messages={"required": "Accept at least one proposal, or reject instead.",
+                        "invalid_choice": "%(value)s is not a proposal id"},
+    )
+
+
+def approve_form_for(data=None, **kwargs) -> ApproveForm:
+    """The approve form for the posted (or waiting) step: the improvements checkpoint's names its proposals."""
+    step = (data or {}).get("step") or (kwargs.get("initial") or {}).get("step")
+    return (ImprovementsApproveForm if step == IMPROVEMENTS else ApproveForm)(data, **kwargs)

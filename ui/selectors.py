@@ -99,3 +99,19 @@ def spec_summary(kind: str, spec: dict) -> list[tuple[str, str]]:
         universe = blueprint.get("universe") or {}
     rows.append(("Universe", ", ".join(universe.get("symbols") or []) or None))
     return [(label, str(text)) for label, text in rows if text]
+
+
+def lineage_tree(lineage: dict) -> dict:
+    """`jobs.selectors.job_lineage`'s jobs in the order of the tree (each after its parent, depth first), each
+    with its `depth` and, as `closes`, how many nested lists end after it: what a template needs to draw the
+    tree as nested lists without recursion."""
+    jobs = {job["job_id"]: job for job in lineage["jobs"]}
+    tops = [job for job in lineage["jobs"] if job["parent_job_id"] not in jobs]
+    ordered, stack = [], [(job, 0) for job in reversed(tops)]
+    while stack:
+        job, depth = stack.pop()
+        ordered.append({**job, "depth": depth, "current": job["job_id"] == lineage["job_id"]})
+        stack += [(jobs[child], depth + 1) for child in reversed(job["children"]) if child in jobs]
+    for node, following in zip(ordered, [*ordered[1:], None]):
+        node["closes"] = range(0 if node["children"] else node["depth"] - (following["depth"] if following else 0))
+    return {"root_job_id": lineage["root_job_id"], "nodes": ordered, "size": len(ordered)}

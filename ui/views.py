@@ -20,7 +20,8 @@ from research.errors import ResearchError
 
 from . import selectors as pages
 from .charts import equity_chart
-from .forms import ApproveForm, RejectForm
+from .checkpoints import checkpoint_review
+from .forms import RejectForm, approve_form_for
 
 
 def error_page(request, error: DomainError):
@@ -83,14 +84,18 @@ def render_job(request, job_id: str, *, status: int = 200, approve_form=None, re
     """The job's page; a refused decision renders it again with the refusal's status and the posted form."""
     detail = selectors.job_detail(job_id=job_id, user=request.user)
     step = detail["waiting_step"]
+    approve_form = approve_form or approve_form_for(initial={"step": step, "artifact_sha256": detail["review_sha256"]})
     return render(request, "ui/job_detail.html", {
         "job": detail,
+        "review": checkpoint_review(detail),
+        "accepted": approve_form.data.getlist("accept") if approve_form.is_bound else None,
+        "lineage": pages.lineage_tree(selectors.job_lineage(job_id=job_id)),
         "summary": pages.spec_summary(detail["kind"], detail["spec"]),
         "timeline": review.timeline(job_id),
         "artifacts": review.artifact_links(detail),
         "gates": pages.gate_results(detail),
         "has_run": pages.run_completed(detail),
-        "approve_form": approve_form or ApproveForm(initial={"step": step, "artifact_sha256": detail["review_sha256"]}),
+        "approve_form": approve_form,
         "reject_form": reject_form or RejectForm(initial={"step": step}),
     }, status=status)
 

@@ -17,10 +17,11 @@ from django.views.decorators.http import require_POST
 
 from jobs import review, selectors, services
 from jobs.events import Actor
-from jobs.errors import DomainError, NotFound
+from jobs.errors import DomainError, InvalidInput, NotFound
 from jobs.models import JobSpec
 from jobs.roles import APPROVE
 from research.models import RegistryEntry
+from ui.checkpoints import checkpoint_review
 
 from .base import RecordAdmin
 
@@ -122,6 +123,7 @@ class JobSpecAdmin(RecordAdmin):
             "spec_json": json.dumps(job.spec, indent=2, sort_keys=True, ensure_ascii=False),
             "events": review.timeline(job.job_id),
             "artifacts": review.artifact_links(detail),
+            "review": checkpoint_review(detail),
             "may_decide": detail["can_approve"] or detail["can_reject"],
             "approve_url": reverse("admin:jobs_jobspec_approve", args=[quote(job.job_id)]),
             "reject_url": reverse("admin:jobs_jobspec_reject", args=[quote(job.job_id)]),
@@ -144,11 +146,17 @@ class JobSpecAdmin(RecordAdmin):
     @method_decorator(require_POST)
     def approve_view(self, request, object_id):
         def approve(job_id, step, actor):
+            accept = None
+            if step == services.IMPROVEMENTS:  # the checked proposals; none checked is not an approval
+                accept = request.POST.getlist("accept")
+                if not accept:
+                    raise InvalidInput("accept at least one proposal, or reject instead", code="nothing_accepted")
             services.approve(
                 job_id=job_id, step=step, actor=actor, comment=request.POST.get("comment", "").strip(),
-                artifact_sha256=request.POST.get("artifact_sha256") or None,
+                artifact_sha256=request.POST.get("artifact_sha256") or None, accept=accept,
             )
-            return f"Approved checkpoint {step} of job {job_id}."
+            accepted = f", accepting {len(accept)} proposal(s): {', '.join(accept)}" if accept else ""
+            return f"Approved checkpoint {step} of job {job_id}{accepted}."
 
         return self._decide(request, object_id, approve, failed="Not approved")
 

@@ -151,7 +151,7 @@ def test_run_segments_and_hidden_holdout(people):
     assert [s["snapshot_id"] for s in snapshots] == ["api_snap", "api_tiny"]
     policies = client.get("/policies").json()["results"]
     assert [(p["policy_bundle_id"], p["valid"], p["is_default"]) for p in policies] == [
-        ("default_v1", True, False), ("default_v2", True, True)]
+        ("default_v1", True, False), ("default_v2", True, True), ("demo_budget_v1", True, False)]
 
 
 def test_symlink_out_of_the_job_folder_is_not_served(people, tmp_path, artifact_root):

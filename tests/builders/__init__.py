@@ -12,12 +12,14 @@ from .ideas import (  # noqa: F401
     IDEA_CHECKPOINTS, TINY_IDEA, a_budget_bundle, an_idea_for_tiny, approve_via_api, idea_worker, waiting_at,
     walk_idea_to_done,
 )
+from .idea_reviews import an_idea_job_at, overwrite_artifact  # noqa: F401
 from .gated_runs import GatedRun, a_gated_run, a_snapshot_with_other_holdout  # noqa: F401
 from .jobs import (  # noqa: F401
     TINY_RUN, approve_waiting, cancelled_job, done_job, done_job_with_run, error_job, idea_waiting, job_with_events,
     jobs_in_every_status, new_blueprint_job, ran_job, rejected_job, run_id_of, running_job, stopped_job, submitted,
     to_done, to_error, to_runspec_review, waiting_job,
 )
+from .lineage import spawned  # noqa: F401
 from .people import REVIEWER, SUBMITTER, People, a_user, make_people  # noqa: F401
 from .snapshots import FOUR_YEARS, MONTH, SNAPSHOT, TINY_SNAPSHOT, a_snapshot, small_csv  # noqa: F401
 from .tampering import forged_event, guard_off, insert_rows  # noqa: F401

@@ -106,3 +106,39 @@ def test_run_page_shows_a_chart_for_a_test_segment_and_metrics_only_for_the_hold
     expect(page.locator("svg")).to_have_count(0)
     expect(page.locator("polyline")).to_have_count(0)
     screenshot("holdout")
+
+
+def test_reviewer_approves_improvements_with_one_proposal_unchecked(page, screenshot, people, artifact_root):
+    # given an idea job waiting at its improvements checkpoint, its proposals listed with a checked box each
+    from jobs import services
+    from jobs.models import JobSpec
+
+    from ..builders import TINY_SNAPSHOT, a_snapshot, an_idea_job_at
+
+    a_snapshot(TINY_SNAPSHOT)
+    job_id = an_idea_job_at("improvements", people)
+    job = JobSpec.objects.get(job_id=job_id)
+    ids = [p["proposal_id"] for p in services.proposals_under_review(job, job.state)]
+    log_in(page, "rita", next_url=f"/ui/jobs/{job_id}")
+    expect(page.get_by_role("heading", name="Review: improvements")).to_be_visible()
+    boxes = page.get_by_role("checkbox")
+    expect(boxes).to_have_count(len(ids))
+    screenshot("improvements")
+
+    # when she unchecks all of them and approves: refused, nothing written, the boxes as she left them
+    before = JobEvent.objects.count()
+    for proposal_id in ids:
+        page.locator(f"#accept_{proposal_id}").uncheck()
+    page.get_by_role("button", name="Approve improvements").click()
+    expect(page.get_by_text("Accept at least one proposal, or reject instead.").first).to_be_visible()
+    assert JobEvent.objects.count() == before
+
+    # when she checks the first only and approves
+    page.locator(f"#accept_{ids[0]}").check()
+    page.get_by_role("button", name="Approve improvements").click()
+
+    # then the approval records that one proposal
+    expect(page.get_by_role("status")).to_contain_text(f"accepting 1 proposal ({ids[0]})")
+    event = JobEvent.objects.get(job_id=job_id, event_type="APPROVED", step="improvements")
+    assert event.payload["accepted"] == [ids[0]]
+    screenshot("improvements-approved")
