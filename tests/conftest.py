@@ -1,6 +1,7 @@
 """Shared fixtures: people, a clean slate per test, and what real-process tests need to reach the test database;
 the builders themselves are in tests/builders/."""
 import os
+import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +57,15 @@ def artifact_root(tmp_path, settings) -> Path:
         **settings.STORAGES,
         "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
     }
+    return root
+
+
+@pytest.fixture
+def policy_root(tmp_path, settings) -> Path:
+    """The test's own copy of policies/, where it may add a bundle (a small budget, say)."""
+    root = tmp_path / "policies"
+    shutil.copytree(REPO_ROOT / "policies", root)
+    settings.EAM_POLICY_ROOT = str(root)
     return root
 
 

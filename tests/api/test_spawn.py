@@ -3,12 +3,10 @@ counters, the root's lock, `services.spawn_children`). Past the budget: 409 `bud
 evidence, and the limit's first refusal appends one `STOPPED_BUDGET` (`manual: true`) to the parent's log;
 later refusals of that limit write nothing. Every refusal writes nothing else."""
 import json
-import shutil
 import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -21,19 +19,9 @@ from ..builders import (
     a_blueprint, a_budget_bundle, a_user, assert_error, client_for, counts, done_job, post_json, submitted,
     to_done, waiting_job,
 )
-from ..conftest import REPO_ROOT
 from .conftest import SERVERS, serving
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def policy_root(tmp_path, settings) -> Path:
-    """The test's own copy of policies/, where it may add a bundle with a small budget."""
-    root = tmp_path / "policies"
-    shutil.copytree(REPO_ROOT / "policies", root)
-    settings.EAM_POLICY_ROOT = str(root)
-    return root
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Idea jobs end to end with the worker (in process) and the API only: submit, the five checkpoints, the agents'
 artifacts, the spawn of child jobs within the budget, and what each refusal leaves unwritten."""
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from ..builders import (
     IDEA_CHECKPOINTS, TINY_SNAPSHOT, a_budget_bundle, a_snapshot, an_idea_for_tiny, approve_via_api, assert_error,
     client_for, idea_worker, make_people, post_json, waiting_at, walk_idea_to_done,
 )
-from ..conftest import REPO_ROOT
 
 IDEA_EVENTS = [
     "IDEA_SUBMITTED",
@@ -39,15 +37,6 @@ REVIEWED = {  # what each checkpoint reviews
     "trace_preview": "outputs/trace_preview/trace.csv",
     "improvements": "outputs/agents/improvements/output.json",
 }
-
-
-@pytest.fixture
-def policy_root(tmp_path, settings) -> Path:
-    """The test's own copy of policies/, where it may add a bundle."""
-    root = tmp_path / "policies"
-    shutil.copytree(REPO_ROOT / "policies", root)
-    settings.EAM_POLICY_ROOT = str(root)
-    return root
 
 
 def submit_via_api(people, idea=None, *, policy_bundle_id="default_v2"):
