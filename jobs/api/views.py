@@ -9,7 +9,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from jobs import artifacts, selectors, services
+from jobs import artifacts, selectors, services, spawning
 from jobs.events import Actor
 from jobs.services import check_job_id
 from jobs.roles import APPROVE, OPERATE, SPAWN, SUBMIT
@@ -236,6 +236,6 @@ class JobViewSet(viewsets.ViewSet):
         check_job_id(job_id)
         read_query(request, http.NoQuery)
         body = read_body(request, http.SpawnInput)
-        job, created = services.spawn_child(job_id=job_id, blueprint=body["blueprint"],
+        job, created = spawning.spawn_child(job_id=job_id, blueprint=body["blueprint"],
                                             actor=Actor.user(request.user))
         return _submitted(job, created)

@@ -1,5 +1,5 @@
 """`POST /jobs/{id}/spawn`: one child blueprint job by hand, under the spawn step's rules (lineage, budget,
-counters, the root's lock, `services.spawn_children`). Past the budget: 409 `budget_exhausted` with the
+counters, the root's lock, `spawning.spawn_children`). Past the budget: 409 `budget_exhausted` with the
 evidence, and the limit's first refusal appends one `STOPPED_BUDGET` (`manual: true`) to the parent's log;
 later refusals of that limit write nothing. Every refusal writes nothing else."""
 import json

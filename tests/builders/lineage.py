@@ -1,5 +1,5 @@
-"""Trees of jobs: children spawned by hand (`services.spawn_child`) from jobs that ended DONE."""
-from jobs import services
+"""Trees of jobs: children spawned by hand (`spawning.spawn_child`) from jobs that ended DONE."""
+from jobs import spawning
 from jobs.models import JobSpec
 
 from .documents import a_blueprint
@@ -10,7 +10,7 @@ from .people import as_actor
 def spawned(parent: JobSpec, by, name: str, *, done: bool = False, **members) -> JobSpec:
     """A child blueprint job of `parent` named `name`, spawned by `by` (not the parent's submitter: four eyes);
     `done`: taken to DONE, so that it can have children of its own."""
-    child, created = services.spawn_child(job_id=parent.job_id, blueprint=a_blueprint(name=name, **members),
+    child, created = spawning.spawn_child(job_id=parent.job_id, blueprint=a_blueprint(name=name, **members),
                                           actor=as_actor(by))
     assert created, child.job_id
     if done:

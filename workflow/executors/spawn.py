@@ -6,7 +6,7 @@ STOPPED_BUDGET (reason, limit, counters) after its JOB_SPAWNED, instead of DONE.
 from jobs.events import Actor
 from jobs.models import JobEvent
 from jobs.pipelines import EventType
-from jobs.services import spawn_children
+from jobs.spawning import spawn_children
 from research.artifacts import read_json_artifact
 from research.errors import IntegrityFailure
 
