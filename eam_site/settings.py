@@ -122,6 +122,9 @@ EAM_MAX_BODY_BYTES = env.int("EAM_MAX_BODY_BYTES", default=1024 * 1024)
 # sets a step's own limit (e.g. run=7200,gates=120).
 EAM_STEP_TIMEOUT_SECONDS = env.float("EAM_STEP_TIMEOUT_SECONDS", default=3600.0)
 EAM_STEP_TIMEOUTS = env.dict("EAM_STEP_TIMEOUTS", default={})
+# Agent id -> provider configuration (JSON, docs/agents.md#providers); an agent not named runs its own rules.
+# A model's key is never written here: an entry names the variable or file that holds it.
+EAM_AGENT_PROVIDERS = env.json("EAM_AGENT_PROVIDERS", default={})
 # Event and anchor signatures (docs/operations.md, section 6): key id -> PEM file. The last signing key listed
 # signs; the others, and the public keys, verify. Without a signing key, one is generated into EAM_KEY_DIR.
 EAM_SIGNING_KEYS = env.dict("EAM_SIGNING_KEYS", default={})

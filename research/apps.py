@@ -5,3 +5,6 @@ from django.apps import AppConfig
 class ResearchConfig(AppConfig):
     name = "research"
     verbose_name = "Research"
+
+    def ready(self):
+        from .agents import providers  # noqa: F401  (registers the "agents" system check, research.E010)

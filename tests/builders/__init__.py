@@ -24,3 +24,4 @@ from .people import REVIEWER, SUBMITTER, People, a_user, make_people  # noqa: F4
 from .snapshots import FOUR_YEARS, MONTH, SNAPSHOT, TINY_SNAPSHOT, a_snapshot, small_csv  # noqa: F401
 from .tampering import forged_event, guard_off, insert_rows  # noqa: F401
 from .store import counts, store_snapshot, stored_files, table_rows  # noqa: F401
+from .model_server import Reply, a_closed_port, a_model_server, chat_completion, rule_based_answer  # noqa: F401
