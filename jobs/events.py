@@ -15,7 +15,7 @@ from contracts import canonical_json, sha256_hex, validate_event
 from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
 from . import signing
-from .pipelines import EVENT_SCHEMA, SUBMIT_EVENTS, EventType, Kind, Status
+from .pipelines import EVENT_SCHEMA, RERUN_STEP, SUBMIT_EVENTS, EventType, Kind, Status
 from .state import DerivedState, IllegalTransition, apply_event, initial_state
 
 # Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
@@ -74,11 +74,13 @@ def submitted(kind: Kind, *, actor: Actor, inputs_sha256: str, prompt_pins: dict
 
 
 def step_started(*, step: str, worker_id: str, attempt: int, lease_expires_at: datetime,
-                 recovered_from: str | None = None) -> NewEvent:
-    return NewEvent(EventType.STEP_STARTED, Actor.worker(worker_id), step=step, payload={
-        "attempt": attempt, "worker": worker_id, "lease_expires_at": format_time(lease_expires_at),
-        "recovered_from": recovered_from,
-    })
+                 recovered_from: str | None = None, rerun: dict | None = None) -> NewEvent:
+    """`rerun`: the pending rerun this claim runs (step `rerun`); its agent and rerun id are recorded."""
+    payload = {"attempt": attempt, "worker": worker_id, "lease_expires_at": format_time(lease_expires_at),
+               "recovered_from": recovered_from}
+    if rerun is not None:
+        payload.update(agent_id=rerun["agent_id"], rerun_id=rerun["rerun_id"])
+    return NewEvent(EventType.STEP_STARTED, Actor.worker(worker_id), step=step, payload=payload)
 
 
 def step_completed(result_event: EventType, *, step: str, worker_id: str, artifacts: list[dict],
@@ -88,7 +90,21 @@ def step_completed(result_event: EventType, *, step: str, worker_id: str, artifa
     payload = {"artifacts": artifacts, "summary": summary}
     if result_event == EventType.JOB_SPAWNED:
         payload["child_job_ids"] = list(summary.get("child_job_ids", []))
+    if result_event == EventType.RERUN_COMPLETED:
+        payload.update({k: summary[k] for k in RERUN_FACTS})
     return NewEvent(result_event, Actor.worker(worker_id), step=step, payload=payload)
+
+
+RERUN_FACTS = ("agent_id", "rerun_id", "prompt_version", "output_sha256", "changed")
+
+
+def rerun_requested(*, actor: Actor, agent_id: str, rerun_id: str, ordinal: int, reason: str,
+                    prompt_version: str) -> NewEvent:
+    """A reviewer or operator asks for agent `agent_id`'s output again (its `ordinal`-th rerun in this job)."""
+    return NewEvent(EventType.RERUN_REQUESTED, actor, step=RERUN_STEP, payload={
+        "agent_id": agent_id, "rerun_id": rerun_id, "ordinal": ordinal, "reason": reason,
+        "prompt_version": prompt_version, "requester": actor.id,
+    })
 
 
 def waiting_approval(*, checkpoint: str, worker_id: str, artifact_sha256: str | None,
@@ -111,12 +127,14 @@ def rejected(*, step: str, actor: Actor, reason: str) -> NewEvent:
 
 
 def step_failed(*, step: str, worker_id: str, error_class: str, message: str, attempt: int,
-                retry_at: datetime | None) -> NewEvent:
-    """A failed attempt; `retry_at` None: no attempt is left (an ERROR follows)."""
-    return NewEvent(EventType.STEP_FAILED, Actor.worker(worker_id), step=step, payload={
-        "error_class": error_class, "message": message, "attempt": attempt, "retryable": retry_at is not None,
-        "retry_at": format_time(retry_at) if retry_at else None,
-    })
+                retry_at: datetime | None, details: dict | None = None) -> NewEvent:
+    """A failed attempt; `retry_at` None: no attempt is left (an ERROR follows, or the rerun ends). `details`: what
+    a failed call to a model records (HTTP status, the call's attempts, the URL path)."""
+    payload = {"error_class": error_class, "message": message, "attempt": attempt, "retryable": retry_at is not None,
+               "retry_at": format_time(retry_at) if retry_at else None}
+    if details is not None:
+        payload["details"] = details
+    return NewEvent(EventType.STEP_FAILED, Actor.worker(worker_id), step=step, payload=payload)
 
 
 def error(*, step: str | None, actor: Actor, error_class: str, message: str) -> NewEvent:
@@ -202,6 +220,7 @@ def state_from_row(row: JobState) -> DerivedState:
         review_sha256=row.review_sha256, attempt=row.attempt, error=row.error, last_seq=row.last_seq,
         last_event_type=row.last_event_type, last_hash=row.last_hash,
         available_at=format_time(row.available_at) if row.available_at else None, verdict=row.verdict,
+        reruns=tuple(row.reruns or ()),
     )
 
 
@@ -212,6 +231,7 @@ def projection_fields(state: DerivedState) -> dict:
         "waiting_step": state.waiting_step, "review_sha256": state.review_sha256, "attempt": state.attempt,
         "error": state.error, "last_seq": state.last_seq, "last_event_type": state.last_event_type,
         "last_hash": state.last_hash, "available_at": parse_time(state.available_at), "verdict": state.verdict,
+        "reruns": list(state.reruns) or None,
     }
 
 

@@ -101,6 +101,7 @@ class JobState(models.Model):
     last_hash = models.CharField(max_length=64)
     available_at = models.DateTimeField(null=True, blank=True)
     verdict = models.CharField(max_length=8, null=True, blank=True)  # of the latest gates step
+    reruns = models.JSONField(null=True, blank=True)  # agent reruns pending, oldest first; null when none
     lease_owner = models.CharField(max_length=150, null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()

@@ -57,6 +57,7 @@ class Step:
 
     name: str
     result_event: EventType
+    agent: bool = False  # an agent's step (same name as the agent): its output may be asked for again (a rerun)
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ BLUEPRINT_PIPELINE: tuple[Stage, ...] = (
 )
 
 IDEA_PIPELINE: tuple[Stage, ...] = (
-    Step("intent", EventType.BLUEPRINT_PROPOSED),
+    Step("intent", EventType.BLUEPRINT_PROPOSED, agent=True),
     Checkpoint("blueprint"),
-    Step("strategy_spec", EventType.STRATEGY_SPEC_PROPOSED),
+    Step("strategy_spec", EventType.STRATEGY_SPEC_PROPOSED, agent=True),
     Checkpoint("strategy_spec"),
     Step("compile", EventType.RUNSPEC_COMPILED),
     Checkpoint("runspec"),
@@ -88,8 +89,8 @@ IDEA_PIPELINE: tuple[Stage, ...] = (
     Step("run", EventType.RUN_COMPLETED),
     Step("gates", EventType.GATES_COMPLETED),
     Step("registry", EventType.REGISTRY_UPDATED),
-    Step("report", EventType.REPORT_COMPLETED),
-    Step("improvements", EventType.IMPROVEMENTS_PROPOSED),
+    Step("report", EventType.REPORT_COMPLETED, agent=True),
+    Step("improvements", EventType.IMPROVEMENTS_PROPOSED, agent=True),
     Checkpoint("improvements"),
     Step("spawn", EventType.JOB_SPAWNED),
 )
@@ -102,3 +103,18 @@ SUBMIT_EVENTS: dict[Kind, EventType] = {
 CHECKPOINT_NAMES = frozenset(s.name for p in PIPELINES.values() for s in p if isinstance(s, Checkpoint))
 RESULT_EVENTS = frozenset(s.result_event for p in PIPELINES.values() for s in p if isinstance(s, Step))
 EVENT_SCHEMA = "job_event_v2"
+# The step name of an agent rerun's STEP_STARTED and STEP_FAILED: a lane beside the pipeline (see jobs/state.py).
+RERUN_STEP = "rerun"
+
+
+def agent_steps(kind: Kind | str) -> tuple[str, ...]:
+    return tuple(s.name for s in PIPELINES[Kind(kind)] if isinstance(s, Step) and s.agent)
+
+
+def reviewing_checkpoint(kind: Kind | str, agent_id: str) -> str | None:
+    """The checkpoint that reviews the output of agent step `agent_id`: the stage right after it, if a checkpoint."""
+    pipeline = PIPELINES[Kind(kind)]
+    for here, after in zip(pipeline, pipeline[1:]):
+        if isinstance(here, Step) and here.name == agent_id and isinstance(after, Checkpoint):
+            return after.name
+    return None

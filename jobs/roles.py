@@ -22,7 +22,7 @@ PERMISSIONS: dict[str, str] = {
 
 ROLES: dict[str, tuple[str, ...]] = {
     "submitters": ("submit_job", "spawn_job"),
-    "reviewers": ("approve_job",),
+    "reviewers": ("approve_job", "rerun_job"),  # a reviewer who doubts an agent's output asks for it again
     "operators": ("operate_job", "rerun_job"),
 }
 

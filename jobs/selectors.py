@@ -24,7 +24,8 @@ from . import services
 from .artifacts import recorded_artifacts
 from .errors import InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
-from .roles import APPROVE, OPERATE, held_by
+from .pipelines import EventType, agent_steps
+from .roles import APPROVE, OPERATE, RERUN, held_by
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,8 @@ def _page(found: list[dict], limit: int) -> Page:
 
 
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
-                  "lease_expires_at", "job__spec", "job__spec_sha256")
-CAN = ("can_approve", "can_reject", "can_retry", "can_cancel")
+                  "lease_expires_at", "job__spec", "job__spec_sha256", "reruns")
+CAN = ("can_approve", "can_reject", "can_retry", "can_cancel", "can_rerun")
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,12 @@ def job_head(*, job_id: str, user) -> JobHead:
         .order_by().values("parent_job_id").annotate(n=Count("*")).values("n")
     )
     row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0),
-                   may_approve=held_by(user, APPROVE), may_operate=held_by(user, OPERATE))
+                   may_approve=held_by(user, APPROVE), may_operate=held_by(user, OPERATE),
+                   may_rerun=held_by(user, RERUN))
     can = services.allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
                                    policy_bundle_id=row["job__policy_bundle_id"], user=user,
-                                   held={APPROVE: row["may_approve"], OPERATE: row["may_operate"]})
+                                   held={APPROVE: row["may_approve"], OPERATE: row["may_operate"],
+                                         RERUN: row["may_rerun"]})
     shown = (job_id, row["last_hash"], row["lease_owner"], iso(row["lease_expires_at"]), row["children"],
              tuple(can[name] for name in CAN))
     return JobHead(row=row, can=can, version=sha256_hex(repr(shown).encode())[:32])
@@ -208,6 +211,10 @@ def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
         },
         "run_id": run_id,
         "artifacts": artifacts,
+        # Agents whose output may be asked for again (they ran), in pipeline order, and the reruns pending.
+        "rerun_agents": [a for a in agent_steps(summary["kind"]) if any(
+            ref["step"] == a and ref["event_type"] != EventType.RERUN_COMPLETED for ref in artifacts)],
+        "reruns": list(row["reruns"] or []),
         **head.can,
     }
 

@@ -21,7 +21,7 @@ from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from .events import NewEvent, append_event, now, state_from_row
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import TERMINAL_STATUSES, EventType, Kind, Status
-from .roles import APPROVE, OPERATE
+from .roles import APPROVE, OPERATE, RERUN
 
 # -- ids: every id that reaches a URL or a path is checked against its allowlist before any lookup ------------
 
@@ -217,11 +217,14 @@ def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, us
         and not (four_eyes_applies(policy_bundle_id) and user.get_username() == submitted_by)
     )
     may_operate = signed_in and status not in TERMINAL_STATUSES and holds(OPERATE)
+    # An agent rerun is asked for while the job waits or after it ended (jobs/reruns.py).
+    may_rerun = signed_in and (status == Status.WAITING_APPROVAL or status in TERMINAL_STATUSES) and holds(RERUN)
     return {
         "can_approve": may_decide,
         "can_reject": may_decide,
         "can_retry": may_operate and status == Status.ERROR,
         "can_cancel": may_operate,
+        "can_rerun": may_rerun,
     }
 
 
@@ -248,6 +251,9 @@ def approve(
 
     def decide(job, state):
         _check_decision(job, state, step, actor)
+        if state.reruns:
+            raise Conflict(f"job {job_id} has an agent rerun pending: decide once its output is known",
+                           code="rerun_pending")
         if artifact_sha256 is not None and artifact_sha256 != state.review_sha256:
             raise Conflict(
                 f"stale review: the {step} artifact under review is {state.review_sha256}, not {artifact_sha256}",

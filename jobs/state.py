@@ -9,6 +9,7 @@ from typing import Mapping
 
 from .pipelines import (
     PIPELINES,
+    RERUN_STEP,
     RESULT_EVENTS,
     RUNNABLE_STATUSES,
     SUBMIT_EVENTS,
@@ -44,6 +45,9 @@ class DerivedState:
     last_hash: str = ZERO_HASH
     available_at: str | None = None
     verdict: str | None = None  # PASS or FAIL of the latest gates step, None before one completed
+    # Agent reruns asked for and not finished, oldest first: {agent_id, rerun_id, attempt, running}. They run in a
+    # lane beside the pipeline, one at a time, while the job waits at a checkpoint or after it ended.
+    reruns: tuple = ()
 
     @property
     def pipeline(self):
@@ -52,6 +56,13 @@ class DerivedState:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def running_step(self) -> str | None:
+        """The step a worker holds now: the rerun at the head of the lane, or the pipeline's step."""
+        if self.reruns and self.reruns[0]["running"]:
+            return RERUN_STEP
+        return self.next_step if self.status == Status.RUNNING else None
 
 
 def initial_state(kind: Kind | str) -> DerivedState:
@@ -101,10 +112,14 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
                  "a manual STOPPED_BUDGET is recorded only on a job that ended done or stopped_budget")
         return state
 
+    if etype in RERUN_EVENTS or (step == RERUN_STEP and etype in (EventType.STEP_STARTED, EventType.STEP_FAILED)):
+        return _rerun_lane(state, etype, payload)
+
     _require(not state.is_terminal, f"{etype} after the job ended ({state.status})")
     current = _current_stage(state)
 
     if etype == EventType.STEP_STARTED:
+        _require(not state.reruns, "a pipeline step cannot start while an agent rerun is pending")
         _require(state.status in RUNNABLE_STATUSES, f"cannot start a step while {state.status}")
         _require(state.next_step is not None and step == state.next_step, f"step {step!r} is not due")
         if state.status == Status.RUNNING:
@@ -121,7 +136,10 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
 
     if etype == EventType.WAITING_APPROVAL:
         _require(isinstance(current, Checkpoint) and current.name == step, f"no checkpoint {step!r} is due")
-        _require(state.status == Status.QUEUED, f"checkpoint {step} is already open")
+        # Announced again only right after a rerun of the agent it reviews, with that rerun's output.
+        reannounced = (state.status == Status.WAITING_APPROVAL and state.waiting_step == step
+                       and state.last_event_type == EventType.RERUN_COMPLETED)
+        _require(state.status == Status.QUEUED or reannounced, f"checkpoint {step} is already open")
         return replace(
             state, status=Status.WAITING_APPROVAL, waiting_step=step, review_sha256=payload.get("artifact_sha256")
         )
@@ -133,6 +151,7 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
         )
         if etype == EventType.REJECTED:
             return replace(state, status=Status.REJECTED, waiting_step=None, next_step=None)
+        _require(not state.reruns, f"{step} cannot be approved while an agent rerun is pending")
         return _at_stage(state, state.stage + 1)
 
     if etype == EventType.STEP_FAILED:
@@ -171,11 +190,40 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
         _require(state.stage == len(state.pipeline) and state.status == Status.QUEUED, "DONE before the last step")
         return replace(state, status=Status.DONE)
 
-    if etype in (EventType.RERUN_REQUESTED, EventType.RERUN_COMPLETED):
-        # Audit records of an agent rerun: they add evidence but do not move the pipeline.
-        return state
-
     raise IllegalTransition(f"unhandled event type {etype}")  # pragma: no cover - every type is handled above
+
+
+RERUN_EVENTS = (EventType.RERUN_REQUESTED, EventType.RERUN_COMPLETED)
+
+
+def _rerun_lane(state: DerivedState, etype: EventType, payload: Mapping) -> DerivedState:
+    """An agent rerun: asked for while the job waits at a checkpoint or after it ended (never while a pipeline step
+    is due or running), claimed by a worker like a step (STEP_STARTED `rerun`), and finished by RERUN_COMPLETED or
+    by a STEP_FAILED that may not be retried. It never moves the pipeline; a WAITING_APPROVAL may follow its
+    completion (the checkpoint announced again with the rerun's output)."""
+    head = state.reruns[0] if state.reruns else None
+    if etype == EventType.RERUN_REQUESTED:
+        _require(state.status == Status.WAITING_APPROVAL or state.is_terminal,
+                 f"an agent rerun is asked for while the job waits or after it ended, not while {state.status}")
+        agent_id = payload.get("agent_id")
+        _require(all(r["agent_id"] != agent_id for r in state.reruns), f"a rerun of {agent_id} is already pending")
+        entry = {"agent_id": agent_id, "rerun_id": payload.get("rerun_id"), "attempt": 0, "running": False}
+        return replace(state, reruns=(*state.reruns, entry))
+    _require(head is not None, f"{etype} with no agent rerun pending")
+    if etype == EventType.STEP_STARTED:
+        _require(payload.get("rerun_id") == head["rerun_id"], f"the rerun due is {head['rerun_id']}")
+        if head["running"]:
+            _require(bool(payload.get("recovered_from")), "a running rerun may only be taken over with recovered_from")
+        _require(payload.get("attempt") == head["attempt"] + 1, f"attempt must be {head['attempt'] + 1}")
+        started = {**head, "attempt": payload["attempt"], "running": True}
+        return replace(state, reruns=(started, *state.reruns[1:]), available_at=None)
+    _require(head["running"], f"{etype} for a rerun that is not running")
+    if etype == EventType.STEP_FAILED and payload.get("retryable"):
+        waiting = {**head, "running": False}
+        return replace(state, reruns=(waiting, *state.reruns[1:]), available_at=payload.get("retry_at"))
+    if etype == EventType.RERUN_COMPLETED:
+        _require(payload.get("rerun_id") == head["rerun_id"], f"the rerun running is {head['rerun_id']}")
+    return replace(state, reruns=state.reruns[1:], available_at=None)  # completed, or failed for good
 
 
 def derive_state(events, kind: Kind | str | None = None) -> DerivedState:

@@ -2,10 +2,13 @@
 
 Paths are relative to the storage root and use `/`. Writing the same bytes to an existing path is a no-op;
 different bytes raise ArtifactConflict, so a step that runs twice (crash, retry, two workers) is harmless.
+Two exceptions, each with its own write path: a log that is only appended to (`extend_artifact`) and a derived
+file that no event records and anyone can rebuild from the events (`replace_derived`).
 A written file is on disk (the file, and every folder that gained an entry for it) before the write returns,
 or, inside `durable_together()`, before that block ends: the engine appends a step's result only after its
 files are durable.
 """
+import fcntl
 import json
 import os
 import re
@@ -118,6 +121,90 @@ def write_artifact(path: str, data: bytes) -> ArtifactRef:
 
 def write_json_artifact(path: str, doc) -> ArtifactRef:
     return write_artifact(path, json_bytes(doc))
+
+
+def extend_artifact(path: str, data: bytes) -> ArtifactRef:
+    """The one write path that only appends (a log such as `rerun_log.jsonl`): the file must hold a prefix of
+    `data` (or not exist); the missing tail is appended and nothing before it is touched. A file that holds
+    anything else is ArtifactConflict. Several writers may race: each appends only what is still missing, under
+    an exclusive lock on the file. An object store has no append: there the whole object is written again, after
+    the same prefix check."""
+    check_path(path)
+    storage = artifact_storage()
+    if not isinstance(storage, FileSystemStorage):
+        existing = _read_remote(storage, path)
+        _check_prefix(path, existing, data)
+        if existing != data:
+            _rewrite_remote(storage, path, data)
+    else:
+        with _writing_local(storage, path) as target:
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND, storage.file_permissions_mode or 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                existing = _read_fd(fd)
+                _check_prefix(path, existing, data)
+                if len(data) > len(existing):
+                    os.write(fd, data[len(existing):])
+            finally:
+                os.close(fd)  # closing releases the lock
+    return ArtifactRef(path=path, sha256=sha256_hex(data), bytes=len(data))
+
+
+def replace_derived(path: str, data: bytes) -> ArtifactRef:
+    """Write a derived file (one any reader can rebuild from the events, such as `rerun_state.json`, which no
+    event records) at `path`, replacing what was there in one step: a reader sees the old or the new bytes."""
+    check_path(path)
+    storage = artifact_storage()
+    if not isinstance(storage, FileSystemStorage):
+        _rewrite_remote(storage, path, data)
+    else:
+        with _writing_local(storage, path) as target:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, storage.file_permissions_mode or 0o644)
+            os.replace(tmp, target)
+    return ArtifactRef(path=path, sha256=sha256_hex(data), bytes=len(data))
+
+
+@contextmanager
+def _writing_local(storage, path: str):
+    """The file system path of `path`, its folder made, inside a durability block that fsyncs the file and the
+    folder when it ends."""
+    with durable_together():
+        step = _local.step
+        target = _local_path(storage, path, step.checked)
+        _make_folder(str(target.parent), step)
+        yield target
+        step.files[target] = None
+        step.folders[target.parent] = None
+
+
+def _rewrite_remote(storage, path: str, data: bytes) -> None:
+    if storage.exists(path):
+        storage.delete(path)
+    storage.save(path, ContentFile(data))
+
+
+def _read_fd(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_remote(storage, path: str) -> bytes:
+    if not storage.exists(path):
+        return b""
+    with storage.open(path, "rb") as handle:
+        return handle.read()
+
+
+def _check_prefix(path: str, existing: bytes, data: bytes) -> None:
+    if not data.startswith(existing):
+        raise ArtifactConflict(f"artifact {path} holds bytes that the appended log does not start with "
+                               f"(sha256 {sha256_hex(existing)}): it was changed, not only appended to")
 
 
 def _write_local(storage, path: str, data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Approve and reject from a job's page: the form checks its shape, jobs.services decides and writes.
+"""Approve, reject and ask for an agent again from a job's page: the form checks its shape, jobs.services decides and writes.
 
 A decision that is taken redirects back to the job's page with a message (post/redirect/get). One that is
 refused renders the job's page again with the refusal's HTTP status (400, 403, 404, 409) and says why,
@@ -10,13 +10,13 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views import View
 
-from jobs import services
+from jobs import reruns, services
 from jobs.events import Actor
 from jobs.errors import DomainError, Forbidden, InvalidInput, NotFound
 from jobs.services import check_job_id
-from jobs.roles import APPROVE
+from jobs.roles import APPROVE, RERUN
 
-from .forms import ApproveForm, RejectForm, approve_form_for
+from .forms import ApproveForm, RejectForm, RerunForm, approve_form_for
 from .views import error_page, render_job
 
 
@@ -40,6 +40,7 @@ class Decision(View):
     http_method_names = ["post"]
     form_class: type
     form_key: str
+    permission, refused = APPROVE, "only reviewers decide checkpoints"
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         response = error_page(request, MethodNotAllowed("use the form on the job's page (POST)"))
@@ -55,8 +56,8 @@ class Decision(View):
             return redirect_to_login(reverse("ui:job", kwargs={"job_id": job_id}))
         form = self.make_form(request.POST)
         try:
-            if not request.user.has_perm(APPROVE):
-                raise Forbidden("only reviewers decide checkpoints", code="permission_denied")
+            if not request.user.has_perm(self.permission):
+                raise Forbidden(self.refused, code="permission_denied")
             if not form.is_valid():
                 raise InvalidInput(form_problems(form), code="invalid_form")
             said = self.decide(job_id=job_id, actor=Actor.user(request.user), **form.cleaned_data)
@@ -90,6 +91,17 @@ class Approve(Decision):
         if accept is not None:
             said += f", accepting {len(accept)} proposal{'' if len(accept) == 1 else 's'} ({', '.join(accept)})"
         return said + (f" with the comment “{comment}”." if comment else ".") + " A worker takes it from here."
+
+
+class Rerun(Decision):
+    form_class, form_key = RerunForm, "rerun_form"
+    permission, refused = RERUN, "only reviewers and operators ask for an agent's output again"
+
+    def decide(self, *, job_id, actor, agent_id, prompt_version, reason):
+        event = reruns.request_rerun(job_id=job_id, agent_id=agent_id, actor=actor, reason=reason,
+                                     prompt_version=prompt_version or None)
+        return (f"Asked for {agent_id} again (rerun {event.payload['rerun_id']}, prompt "
+                f"{event.payload['prompt_version']}). A worker runs it; its result appears in the timeline.")
 
 
 class Reject(Decision):

@@ -65,6 +65,26 @@ class ImprovementsApproveForm(ApproveForm):
     )
 
 
+class RerunForm(forms.Form):
+    """Ask for one agent's output again: one form per agent on the job's page, its ids prefixed by the agent."""
+
+    agent_id = forms.CharField(widget=forms.HiddenInput, max_length=64,
+                               error_messages={"required": "which agent?"})
+    prompt_version = forms.CharField(label="Prompt version", required=False, max_length=64,
+                                     help_text="Empty: the version the job pinned.")
+    reason = forms.CharField(
+        label="Reason", max_length=TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "A rerun needs a reason."}, help_text="Required. Recorded with the request.",
+    )
+
+    def __init__(self, *args, agent_id: str = "", **kwargs):
+        agent_id = agent_id or (args[0].get("agent_id", "") if args and args[0] is not None else "")
+        kwargs.setdefault("auto_id", f"rerun_{agent_id}_%s")
+        kwargs.setdefault("initial", {"agent_id": agent_id})
+        super().__init__(*args, **kwargs)
+        self.agent = agent_id
+
+
 def approve_form_for(data=None, **kwargs) -> ApproveForm:
     """The approve form for the posted (or waiting) step: the improvements checkpoint's names its proposals."""
     step = (data or {}).get("step") or (kwargs.get("initial") or {}).get("step")

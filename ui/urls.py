@@ -15,5 +15,6 @@ urlpatterns = [
     path("jobs/<str:job_id>", views.job_detail, name="job"),
     path("jobs/<str:job_id>/approve", decisions.Approve.as_view(), name="approve"),
     path("jobs/<str:job_id>/reject", decisions.Reject.as_view(), name="reject"),
+    path("jobs/<str:job_id>/rerun", decisions.Rerun.as_view(), name="rerun"),
     path("runs/<str:run_id>", views.run_detail, name="run"),
 ]

@@ -12,7 +12,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 
-from jobs import review, selectors
+from jobs import reruns, review, selectors
 from jobs.errors import DomainError, InvalidInput, from_research
 from jobs.services import check_job_id
 from research import runs
@@ -21,7 +21,7 @@ from research.errors import ResearchError
 from . import selectors as pages
 from .charts import equity_chart
 from .checkpoints import checkpoint_review
-from .forms import RejectForm, approve_form_for
+from .forms import RejectForm, RerunForm, approve_form_for
 
 
 def error_page(request, error: DomainError):
@@ -80,7 +80,7 @@ def waiting_list(request):
     return _list_page(request, title="Waiting for me", page=page, intro=intro)
 
 
-def render_job(request, job_id: str, *, status: int = 200, approve_form=None, reject_form=None):
+def render_job(request, job_id: str, *, status: int = 200, approve_form=None, reject_form=None, rerun_form=None):
     """The job's page; a refused decision renders it again with the refusal's status and the posted form."""
     detail = selectors.job_detail(job_id=job_id, user=request.user)
     step = detail["waiting_step"]
@@ -97,7 +97,27 @@ def render_job(request, job_id: str, *, status: int = 200, approve_form=None, re
         "has_run": pages.run_completed(detail),
         "approve_form": approve_form,
         "reject_form": reject_form or RejectForm(initial={"step": step}),
+        "agents": agent_rows(detail, rerun_form),
     }, status=status)
+
+
+def agent_rows(detail: dict, posted=None) -> list[dict]:
+    """Per agent that ran: its current output, its reruns so far, what is pending, and (if the user may ask)
+    a form to ask for it again (the posted one, with its errors, for the agent it named)."""
+    if not detail["rerun_agents"]:
+        return []
+    state = reruns.rerun_state(detail["job_id"])
+    pending = {r["agent_id"] for r in detail["reruns"]}
+    rows = []
+    for agent_id in detail["rerun_agents"]:
+        known = state["agents"].get(agent_id, {})
+        form = None
+        if detail["can_rerun"]:
+            form = posted if posted is not None and posted.agent == agent_id else RerunForm(agent_id=agent_id)
+        rows.append({"agent_id": agent_id, "current": known.get("current_output_sha256"),
+                     "reruns": known.get("reruns", 0), "latest": known.get("latest"),
+                     "pending": agent_id in pending, "form": form})
+    return rows
 
 
 @reader

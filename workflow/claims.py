@@ -27,7 +27,7 @@ from jobs import events
 from jobs.errors import DATABASE_UNREACHABLE
 from jobs.events import RUNNABLE_CHANNEL, Actor, Lease, append_events, now, state_from_row
 from jobs.models import JobSpec, JobState
-from jobs.pipelines import RUNNABLE_STATUSES, Status
+from jobs.pipelines import RERUN_STEP, RUNNABLE_STATUSES, Status
 from jobs.state import DerivedState
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,10 @@ def _first_line(exc: Exception) -> str:
 # -- claims -----------------------------------------------------------------------------------------------------
 
 def _runnable(job_ids) -> Q:
-    """Runnable: queued or running with a step due, not waiting for a retry time, and no live lease."""
+    """Runnable: queued or running with a step due, or an agent rerun pending; not waiting for a retry time, and no
+    live lease."""
     condition = (
-        Q(status__in=RUNNABLE_STATUSES, next_step__isnull=False)
+        (Q(status__in=RUNNABLE_STATUSES, next_step__isnull=False) | Q(reruns__isnull=False))
         & (Q(available_at__isnull=True) | Q(available_at__lte=Now()))
         & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now()))
     )
@@ -156,16 +157,24 @@ def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids
         _offset = row.database_time - local_now()
         expires = row.database_time + timedelta(seconds=lease_seconds)
         state = state_from_row(row)
-        recovered_from = (row.lease_owner or "unknown") if row.status == Status.RUNNING else None
-        if recovered_from and state.attempt >= max_attempts:
-            message = f"the step lost its worker's lease {state.attempt} time(s) (last worker {recovered_from})"
-            lost = events.error(step=state.next_step, actor=Actor.worker(worker_id), error_class="LeaseExpired",
-                                message=message)
+        # A pending agent rerun is due first: while one is, no pipeline step is (jobs/state.py).
+        rerun = state.reruns[0] if state.reruns else None
+        step, attempt = (RERUN_STEP, rerun["attempt"]) if rerun else (state.next_step, state.attempt)
+        running = rerun["running"] if rerun else row.status == Status.RUNNING
+        recovered_from = (row.lease_owner or "unknown") if running else None
+        if recovered_from and attempt >= max_attempts:
+            message = f"the step lost its worker's lease {attempt} time(s) (last worker {recovered_from})"
+            if rerun:  # a rerun ends with its last failure; the job itself is not in error
+                lost = events.step_failed(step=step, worker_id=worker_id, error_class="LeaseExpired", message=message,
+                                          attempt=attempt, retry_at=None)
+            else:
+                lost = events.error(step=step, actor=Actor.worker(worker_id), error_class="LeaseExpired",
+                                    message=message)
             append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[lost], state=state,
                           lease=Lease())
-            return Abandoned(row.job_id, state.next_step, message)
-        start = events.step_started(step=state.next_step, worker_id=worker_id, attempt=state.attempt + 1,
-                                    lease_expires_at=expires, recovered_from=recovered_from)
+            return Abandoned(row.job_id, step, message)
+        start = events.step_started(step=step, worker_id=worker_id, attempt=attempt + 1, lease_expires_at=expires,
+                                    recovered_from=recovered_from, rerun=rerun)
         _, new_state = append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[start],
                                      state=state, lease=Lease(worker_id, expires))
     return Claim(row.job_id, new_state, expires, recovered_from, row.job)

@@ -22,12 +22,12 @@ from django.utils.module_loading import import_string
 from jobs import events
 from jobs.errors import DATABASE_UNREACHABLE, Conflict, DomainError
 from jobs.events import Actor, Lease, append_events
-from jobs.pipelines import Checkpoint, Status, Step
+from jobs.pipelines import RERUN_STEP, Checkpoint, EventType, Status, Step
 from jobs.artifacts import recorded_artifacts
 from jobs.audit import verify_job
 from jobs.models import JobEvent, JobSpec
 from jobs.state import DerivedState, apply_event
-from research.artifacts import durable_together
+from research.artifacts import durable_together, read_json_artifact
 from research.errors import IntegrityFailure, ResearchError
 
 from . import claims
@@ -80,6 +80,23 @@ class StepContext:
             raise IntegrityFailure(f"the event log of job {self.job.job_id} does not verify: {findings[0]}{more}")
         return {ref["path"]: ref["sha256"] for ref in recorded_artifacts(self.job.job_id)[0]}
 
+    def read_approved(self, checkpoint: str):
+        """The document the job's approval of `checkpoint` approved: the artifact its WAITING_APPROVAL put under
+        review (announced again after an agent rerun, the latest), checked against the sha256 the approval named
+        and the one the events recorded for it."""
+        rows = (JobEvent.objects.filter(job_id=self.job.job_id, step=checkpoint,
+                                        event_type__in=[EventType.WAITING_APPROVAL, EventType.APPROVED])
+                .order_by("-seq").values_list("event_type", "payload")[:2])
+        decided = [payload for _, payload in rows]
+        if [etype for etype, _ in rows] != [EventType.APPROVED, EventType.WAITING_APPROVAL]:
+            raise IntegrityFailure(f"job {self.job.job_id} has no approval of {checkpoint} after its announcement")
+        approval, waiting = decided
+        path, sha256 = waiting.get("artifact_path"), waiting.get("artifact_sha256")
+        if approval.get("artifact_sha256") != sha256 or self.recorded_sha256(path or "") != sha256:
+            raise IntegrityFailure(f"the approval of {checkpoint} in job {self.job.job_id} does not name the "
+                                   f"artifact under review ({path}, {sha256})")
+        return read_json_artifact(path, sha256=sha256)
+
     def recorded_sha256(self, path: str) -> str:
         """The sha256 the job's events recorded for the artifact at `path` (the latest, if written again): what
         a step that reads it checks first, above all the artifact a reviewer approved."""
@@ -94,19 +111,20 @@ class StepOutcome:
 
     `record` is what the step writes to the database besides its result (the registry's row): it runs in the
     same transaction as the result's append, so a fenced result leaves nothing behind; what it returns is added
-    to the summary."""
+    to the summary. `after` runs once the result is recorded, never for a fenced one."""
 
     artifacts: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     review: dict | None = None
     record: Callable[[], dict] | None = None
+    after: Callable[[], None] | None = None  # once the result is recorded: files derived from the events
 
 
 Executor = Callable[[StepContext], StepOutcome]
 DEFAULT_EXECUTORS = {
     name: f"workflow.executors.{name}.execute"
     for name in ("intent", "strategy_spec", "compile", "trace_preview", "run", "gates", "registry", "report",
-                 "improvements", "spawn")
+                 "improvements", "spawn", "rerun")
 }
 
 
@@ -188,8 +206,8 @@ def _follow_up(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, 
 def _time_out(job_id: str, state: DerivedState, config: WorkerConfig) -> None:
     """Fail the running step as `timeout` (from the lease keeper's thread), fenced like its own result would be:
     whichever is appended first wins, and the other is refused."""
-    limit = config.time_limit(state.next_step)
-    failure = StepTimeout(f"step {state.next_step} ran past its time limit of {limit:g}s")
+    limit = config.time_limit(state.running_step)
+    failure = StepTimeout(f"step {state.running_step} ran past its time limit of {limit:g}s")
     outcome_events, _ = _failure_events(state, failure, config)
     try:
         append_events(job_id=job_id, expected_seq=state.last_seq + 1, events=outcome_events, state=state,
@@ -200,6 +218,8 @@ def _time_out(job_id: str, state: DerivedState, config: WorkerConfig) -> None:
 
 def _result_events(state: DerivedState, outcome: StepOutcome, config: WorkerConfig, may_continue: bool):
     """The step's result event (after writing its record, in the caller's transaction) and what follows it."""
+    if state.running_step == RERUN_STEP:
+        return _rerun_result(state, outcome, config), Lease()
     recorded = dict(outcome.record()) if outcome.record else {}
     stopped_budget = recorded.pop("stopped_budget", None)
     current = next(s for s in state.pipeline[state.stage:] if isinstance(s, Step))
@@ -209,19 +229,37 @@ def _result_events(state: DerivedState, outcome: StepOutcome, config: WorkerConf
     return [result, *follow], lease_after
 
 
+def _rerun_result(state: DerivedState, outcome: StepOutcome, config: WorkerConfig) -> list:
+    """RERUN_COMPLETED, and the checkpoint announced again when the rerun's output is now what it reviews."""
+    result = events.step_completed(EventType.RERUN_COMPLETED, step=RERUN_STEP, worker_id=config.worker_id,
+                                   artifacts=outcome.artifacts, summary=outcome.summary)
+    if outcome.review is None:
+        return [result]
+    return [result, events.waiting_approval(checkpoint=state.waiting_step, worker_id=config.worker_id,
+                                            artifact_sha256=outcome.review["sha256"],
+                                            artifact_path=outcome.review["path"])]
+
+
 def _failure_events(state: DerivedState, exc: Exception, config: WorkerConfig):
-    step, attempt, worker_id = state.next_step, state.attempt, config.worker_id
+    """An expected failure is final at once, unless it says it may be retried (a model call that timed out); a
+    rerun's final failure is its last STEP_FAILED (the job is not in error), a step's an ERROR."""
+    step, worker_id = state.running_step, config.worker_id
+    attempt = state.reruns[0]["attempt"] if step == RERUN_STEP else state.attempt
     error_class, message = getattr(exc, "error_class", type(exc).__name__), str(exc)[:2000]
-    fatal = events.error(step=step, actor=Actor.worker(worker_id), error_class=error_class, message=message)
-    if isinstance(exc, EXPECTED_FAILURES):
-        return [fatal], "error"
+    details = getattr(exc, "details", None)
+    retryable = getattr(exc, "retryable", not isinstance(exc, EXPECTED_FAILURES))
     retry_at = None
-    if attempt < config.max_attempts:
+    if retryable and attempt < config.max_attempts:
         retry_at = claims.database_now() + timedelta(seconds=config.retry_backoff_seconds * 2 ** (attempt - 1))
     failed = events.step_failed(step=step, worker_id=worker_id, error_class=error_class, message=message,
-                                attempt=attempt, retry_at=retry_at)
+                                attempt=attempt, retry_at=retry_at, details=details)
     if retry_at is not None:
         return [failed], "failed_will_retry"
+    if step == RERUN_STEP:
+        return [failed], "rerun_failed"
+    fatal = events.error(step=step, actor=Actor.worker(worker_id), error_class=error_class, message=message)
+    if isinstance(exc, EXPECTED_FAILURES) and details is None:
+        return [fatal], "error"
     return [failed, fatal], "error"
 
 
@@ -230,9 +268,10 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
     worker is stopping (the step in flight then finishes, and the job is left for another worker)."""
     state, executed = claim.state, 0
     job = claim.job
-    while state.status == Status.RUNNING:
-        step, started = state.next_step, time.monotonic()
-        context = StepContext(job=job, step=step, attempt=state.attempt, worker_id=config.worker_id)
+    while state.running_step is not None:
+        step, started = state.running_step, time.monotonic()
+        attempt = state.reruns[0]["attempt"] if step == RERUN_STEP else state.attempt
+        context = StepContext(job=job, step=step, attempt=attempt, worker_id=config.worker_id)
         with claims.keeper.keeping(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
                                    job_id=job.job_id, started_seq=state.last_seq, time_limit=config.time_limit(step),
                                    on_timeout=partial(_time_out, job.job_id, state, config)) as lease:
@@ -248,7 +287,19 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
             report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{why}"))
             break
         report(StepReport(job.job_id, step, label, seconds, _describe(state, outcome, written)))
+        if outcome is not None and outcome.after is not None:
+            _after(outcome.after, job.job_id, step)
     return executed
+
+
+def _after(after: Callable[[], None], job_id: str, step: str) -> None:
+    """What a step derives from the events once its result is recorded. The result stands whatever happens here:
+    the files are rebuilt from the events by the next rerun or by `manage.py rebuild_rerun_state`."""
+    try:
+        after()
+    except Exception:  # the step's outcome is recorded; only a derived file is behind
+        log.exception("step %s of job %s: its derived files could not be written (manage.py rebuild_rerun_state "
+                      "rebuilds them)", step, job_id)
 
 
 def _run_step(context: StepContext, state: DerivedState, config: WorkerConfig, lease: claims.HeldLease):
@@ -302,7 +353,7 @@ def _write_outcome(job_id: str, state: DerivedState, outcome: StepOutcome | None
                 raise
             return label, attempts[0], after
 
-    doing = f"writing the outcome of step {state.next_step} of job {job_id}"
+    doing = f"writing the outcome of step {state.running_step} of job {job_id}"
     return claims.retrying(append, doing=doing, giving_up=lease.over)
 
 
@@ -323,6 +374,8 @@ def _appended_already(job_id: str, state: DerivedState, sent: list) -> DerivedSt
 def _describe(state: DerivedState, outcome: StepOutcome | None, events) -> str:
     if outcome is None:
         return f"{events[0].payload['error_class']}: {events[0].payload['message']}"[:300]
+    if events[0].event_type == EventType.RERUN_COMPLETED:
+        return ", ".join(f"{k}={outcome.summary[k]}" for k in ("agent_id", "rerun_id", "changed"))
     if state.status == Status.WAITING_APPROVAL:
         return f"waiting for approval of {state.waiting_step}"
     if state.status == Status.DONE:

@@ -292,6 +292,16 @@ class OperatorInput(StrictInput):
     reason = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT)
 
 
+class RerunInput(StrictInput):
+    # Optional here: the service refuses a missing agent or reason with its own codes.
+    agent_id = StrictCharField(required=False, allow_blank=True, max_length=64,
+                               help_text="the agent whose output to ask for again: intent, strategy_spec, report, "
+                                         "improvements")
+    reason = StrictCharField(required=False, allow_blank=True, max_length=TEXT_LIMIT, help_text="required")
+    prompt_version = StrictCharField(required=False, max_length=64,
+                                     help_text="default: the version the job pinned at submit")
+
+
 # -- query parameters (all optional unless said; unknown ones are refused) -----------------------------------
 
 class SubmitQuery(StrictInput):

@@ -85,6 +85,11 @@ class JobDetail(JobSummary):
     can_reject = serializers.BooleanField()
     can_retry = serializers.BooleanField()
     can_cancel = serializers.BooleanField()
+    can_rerun = serializers.BooleanField()
+    rerun_agents = serializers.ListField(child=serializers.CharField(),
+                                         help_text="agents that have run: POST /jobs/{id}/rerun may name them")
+    reruns = serializers.ListField(child=serializers.DictField(),
+                                   help_text="agent reruns pending, oldest first: agent_id, rerun_id, attempt, running")
 
 
 class LineageJob(serializers.Serializer):

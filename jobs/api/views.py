@@ -9,10 +9,10 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from jobs import artifacts, selectors, services, spawning
+from jobs import artifacts, reruns, selectors, services, spawning
 from jobs.events import Actor
 from jobs.services import check_job_id
-from jobs.roles import APPROVE, OPERATE, SPAWN, SUBMIT
+from jobs.roles import APPROVE, OPERATE, RERUN, SPAWN, SUBMIT
 
 from . import serializers as s
 from . import http
@@ -54,7 +54,7 @@ class JobViewSet(viewsets.ViewSet):
     required_permissions = {
         "create": SUBMIT, "blueprint": SUBMIT, "idea": SUBMIT,
         "approve": APPROVE, "reject": APPROVE,
-        "retry": OPERATE, "cancel": OPERATE, "spawn": SPAWN,
+        "retry": OPERATE, "cancel": OPERATE, "spawn": SPAWN, "rerun": RERUN,
     }
 
     # -- submit --------------------------------------------------------------------------------------------
@@ -218,6 +218,25 @@ class JobViewSet(viewsets.ViewSet):
         read_query(request, http.NoQuery)
         body = read_body(request, http.OperatorInput)
         return _event(services.cancel(job_id=job_id, actor=Actor.user(request.user), **body))
+
+    @extend_schema(
+        operation_id="jobs_rerun", summary="Ask for an agent's output again (a worker runs it)", tags=["operate"],
+        parameters=[JOB_ID], request=http.RerunInput, responses={202: s.Event, **error_responses(*WRITES)},
+        description="Appends `RERUN_REQUESTED`; a worker runs the agent and appends `RERUN_COMPLETED`. While the "
+                    "job waits at the checkpoint that reviews this agent, a changed output goes under review (the "
+                    "checkpoint is announced again with its sha256, and an approval naming the old one is "
+                    "`stale_review`); on a job that ended, the rerun is evidence only. 409: `agent_not_in_pipeline`, "
+                    "`agent_not_run`, `step_in_progress`, `job_in_error`, `rerun_pending`; 400: `reason_required`, "
+                    "`invalid_agent_id`, `unknown_prompt_version`.",
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, job_id=None):
+        check_job_id(job_id)
+        read_query(request, http.NoQuery)
+        body = read_body(request, http.RerunInput)
+        row = reruns.request_rerun(job_id=job_id, actor=Actor.user(request.user), agent_id=body.get("agent_id"),
+                                   reason=body.get("reason"), prompt_version=body.get("prompt_version"))
+        return Response(selectors.event_view(row), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         operation_id="jobs_spawn", summary="Spawn one child blueprint job of a job, within its root's budget",

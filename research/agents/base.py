@@ -79,10 +79,13 @@ def execute(agent, inputs: dict, *, prompt: Prompt) -> dict:
     return check_output(agent, agent.run(inputs, prompt=prompt))
 
 
-def agent_run_document(agent, *, prompt: Prompt, inputs: dict, output: dict,
-                       duration_ms: int | None = None) -> dict:
-    """The `agent_run.json` the pipeline writes beside an agent's output (the duration only if given)."""
+def agent_run_document(agent, *, prompt: Prompt, inputs: dict, output: dict, duration_ms: int | None = None,
+                       provider: dict | None = None, exchange: dict | None = None) -> dict:
+    """The `agent_run.json` the pipeline writes beside an agent's output (the duration only if given): with the
+    provider that ran it and, for a model call, `exchange`: the artifact refs of the prompt sent, the request's
+    parameters and the raw response."""
     doc = {
+        "provider": provider or {"name": "rules"},
         "schema": "agent_run_v1",
         "agent_id": agent.AGENT_ID,
         "agent_version": agent.VERSION,
@@ -92,6 +95,8 @@ def agent_run_document(agent, *, prompt: Prompt, inputs: dict, output: dict,
         "output_sha256": sha256_hex(canonical_json(output)),
         "output": output,
     }
+    if exchange is not None:
+        doc["exchange"] = exchange
     if duration_ms is not None:
         doc["duration_ms"] = duration_ms
     return doc

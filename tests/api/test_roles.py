@@ -34,7 +34,7 @@ def test_setup_roles_creates_groups_and_is_idempotent():
     call_command("setup_roles", stdout=second)
 
     # then each group has exactly its permissions, and the second run changed nothing
-    assert granted() == {"submitters": {"submit_job", "spawn_job"}, "reviewers": {"approve_job"},
+    assert granted() == {"submitters": {"submit_job", "spawn_job"}, "reviewers": {"approve_job", "rerun_job"},
                          "operators": {"operate_job", "rerun_job"}}
     assert "submitters: created" in first.getvalue()
     assert second.getvalue().count("up to date") == 3
@@ -43,8 +43,8 @@ def test_setup_roles_creates_groups_and_is_idempotent():
     Group.objects.get(name="reviewers").permissions.clear()
     third = StringIO()
     call_command("setup_roles", stdout=third)
-    assert "reviewers: updated (added approve_job)" in third.getvalue()
-    assert granted()["reviewers"] == {"approve_job"}
+    assert "reviewers: updated (added approve_job, rerun_job)" in third.getvalue()
+    assert granted()["reviewers"] == {"approve_job", "rerun_job"}
 
 
 def test_setup_roles_keeps_what_an_admin_added():

@@ -62,7 +62,7 @@ def test_schema_documents_every_operation(db):
         ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/events"), ("GET", "/jobs/{job_id}/artifacts"),
         ("GET", "/jobs/{job_id}/artifacts/{path}"), ("POST", "/jobs/{job_id}/approve"),
         ("POST", "/jobs/{job_id}/reject"), ("POST", "/jobs/{job_id}/retry"), ("POST", "/jobs/{job_id}/cancel"),
-        ("GET", "/jobs/{job_id}/lineage"), ("POST", "/jobs/{job_id}/spawn"),
+        ("GET", "/jobs/{job_id}/lineage"), ("POST", "/jobs/{job_id}/spawn"), ("POST", "/jobs/{job_id}/rerun"),
         ("GET", "/runs/{run_id}"), ("GET", "/registry"), ("GET", "/snapshots"), ("GET", "/policies"),
         ("GET", "/healthz"),
     }

@@ -20,7 +20,7 @@ from .jobs import (  # noqa: F401
     to_done, to_error, to_runspec_review, waiting_job,
 )
 from .lineage import spawned  # noqa: F401
-from .people import REVIEWER, SUBMITTER, People, a_user, make_people  # noqa: F401
+from .people import REVIEWER, SUBMITTER, People, a_user, as_actor, make_people  # noqa: F401
 from .snapshots import FOUR_YEARS, MONTH, SNAPSHOT, TINY_SNAPSHOT, a_snapshot, small_csv  # noqa: F401
 from .tampering import forged_event, guard_off, insert_rows  # noqa: F401
 from .store import counts, store_snapshot, stored_files, table_rows  # noqa: F401

@@ -48,4 +48,8 @@ def waiting(checkpoint: str, sha: str = SHA_A) -> NewEvent:
 
 
 def rerun(proc: str, i: int) -> NewEvent:
-    return NewEvent(E.RERUN_REQUESTED, WORKER, payload={"agent_id": "intent", "rerun_id": f"{proc}-{i}"})
+    """A rerun request that any number of others may follow (each names an agent of its own): an event that fits
+    wherever a job waits at a checkpoint or has ended, for tests of the log itself. It is never run: no worker is
+    started on a job that holds one."""
+    return NewEvent(E.RERUN_REQUESTED, WORKER, step="rerun",
+                    payload={"agent_id": f"{proc}-{i}", "rerun_id": f"{proc}-{i}"})

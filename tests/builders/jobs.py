@@ -170,10 +170,9 @@ def job_with_events(by, total: int, name: str = "busy") -> JobSpec:
     events = []
     for attempt in range(1, cycles + 1):
         events += [started("compile", attempt), failed("compile", attempt)]
-    events += [started("compile", cycles + 1), compiled(job.job_id)]
+    events += [started("compile", cycles + 1), compiled(job.job_id), waiting("runspec")]
     if (total - 4) % 2:
         events.append(rerun("r", 1))
-    events.append(waiting("runspec"))
     append(job.job_id, *events)
     assert JobEvent.objects.filter(job_id=job.job_id).count() == total
     return job

@@ -15,7 +15,7 @@ from guards.triggers import GUARDED_TABLES, existing_triggers
 from jobs.models import JobEvent, JobSpec
 
 from ..conftest import REPO_ROOT
-from ..builders import append, new_blueprint_job, rerun, store_snapshot, table_rows
+from ..builders import append, failed, new_blueprint_job, started, store_snapshot, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def only_on(vendor: str):
 def job():
     """A blueprint job with three events (seq 1..3), written through the append path."""
     job = new_blueprint_job()
-    append(job.job_id, rerun("p", 1), rerun("p", 2))
+    append(job.job_id, started("compile"), failed("compile", 1))
     return job
 
 
@@ -151,7 +151,7 @@ def test_the_first_event_of_a_job_must_be_seq_1():
     job = new_blueprint_job(fast=11)
     other = new_blueprint_job(fast=12)
     # seq 2 of `other` exists nowhere yet; seq 3 would be a gap in `other`, even though `job` is at 1
-    append(job.job_id, rerun("p", 1), rerun("p", 2))
+    append(job.job_id, started("compile"), failed("compile", 1))
     refused(insert_event_sql(), event_values(other.job_id, 3), match="seq")
 
 

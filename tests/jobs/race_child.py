@@ -35,8 +35,8 @@ def race_append(job_id: str, name: str, count: int, barrier: Path) -> dict:
     wait_at_barrier(barrier, name)
     for i in range(count):
         last = JobState.objects.values_list("last_seq", flat=True).get(job_id=job_id)
-        event = NewEvent(EventType.RERUN_REQUESTED, Actor.worker(name), payload={"agent_id": "intent",
-                                                                                "rerun_id": f"{name}-{i}"})
+        event = NewEvent(EventType.RERUN_REQUESTED, Actor.worker(name), step="rerun",
+                         payload={"agent_id": f"{name}-{i}", "rerun_id": f"{name}-{i}"})
         try:
             append_event(job_id=job_id, expected_seq=last + 1, event=event)
         except Conflict as exc:

@@ -14,7 +14,7 @@ from jobs.models import JobEvent, JobState
 from jobs.signing import EVENT_CONTEXT, keyring
 from jobs.state import apply_event, initial_state
 
-from ..builders import append, guard_off, insert_rows, new_blueprint_job, rerun, to_runspec_review
+from ..builders import append, failed, guard_off, insert_rows, new_blueprint_job, started, to_runspec_review
 from ..conftest import REPO_ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +26,7 @@ def anchored(artifact_root):
     a = new_blueprint_job(fast=13)
     to_runspec_review(a.job_id)
     b = new_blueprint_job(fast=14)
-    append(b.job_id, rerun("b", 1), rerun("b", 2))
+    append(b.job_id, started("compile"), failed("compile", 1))
     anchor, written = anchor_heads()
     assert written
     return a.job_id, b.job_id, anchor
@@ -59,7 +59,7 @@ def test_an_anchor_lists_every_head_and_is_written_only_when_something_moved(anc
     assert anchor_heads() == (latest_anchor(), False)
 
     # job B moved: a new anchor that names the one before it
-    append(b, rerun("b", 3))
+    append(b, started("compile", 2))
     out = io.StringIO()
     call_command("anchor_heads", stdout=out)
     newer = latest_anchor()
@@ -142,7 +142,7 @@ def test_a_consistent_rewrite_re_hashed_and_re_signed_is_reported_by_the_anchor_
 @pytest.mark.parametrize("change", ["heads", "signature", "previous"])
 def test_an_altered_anchor_is_reported(anchored, artifact_root, change):
     a, b, anchor = anchored
-    append(b, rerun("b", 3))
+    append(b, started("compile", 2))
     newer, _ = anchor_heads()
     path = artifact_root / newer.path
     doc = json.loads(path.read_text())

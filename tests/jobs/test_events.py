@@ -100,12 +100,12 @@ def test_an_append_with_a_stale_state_loses_to_the_database():
     # given a writer that read the state, and another writer that appended meanwhile
     job = new_blueprint_job()
     stale = state_from_row(JobState.objects.get(job_id=job.job_id))
-    append(job.job_id, rerun("other", 1))
+    append(job.job_id, started("compile"))
     before = store_snapshot()
 
     # when the first writer appends with its stale state
     with pytest.raises(Conflict) as caught:
-        append_event(job_id=job.job_id, expected_seq=2, event=rerun("me", 1), state=stale)
+        append_event(job_id=job.job_id, expected_seq=2, event=started("compile"), state=stale)
 
     # then it gets a conflict, never a second seq 2
     assert caught.value.code == "seq_conflict"
@@ -195,7 +195,7 @@ def test_nothing_can_be_appended_after_done():
     before = store_snapshot()
 
     with pytest.raises(Conflict) as caught:
-        append(job.job_id, rerun("late", 1))
+        append(job.job_id, started("compile"))
 
     assert caught.value.code == "illegal_transition"
     assert store_snapshot() == before

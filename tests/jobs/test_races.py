@@ -47,8 +47,9 @@ def race(python, process_env, barrier: Path, argvs: list[list[str]]) -> list[dic
 
 
 def test_concurrent_appends_to_one_job_leave_a_gapless_valid_chain(python, process_env, tmp_path):
-    # given a submitted job
+    # given a job waiting at its runspec checkpoint (4 events), where rerun requests fit
     job = new_blueprint_job()
+    to_runspec_review(job.job_id)
 
     # when 8 processes each try to append 50 events at the same time, each expecting last seq + 1
     reports = race(
@@ -65,10 +66,10 @@ def test_concurrent_appends_to_one_job_leave_a_gapless_valid_chain(python, proce
     # and the job holds exactly the winners' events: seq 1..n without gap or duplicate, one per win
     won = sum(r["ok"] for r in reports)
     seqs = list(JobEvent.objects.filter(job_id=job.job_id).order_by("seq").values_list("seq", flat=True))
-    assert seqs == list(range(1, won + 2))
-    rerun_ids = list(JobEvent.objects.filter(job_id=job.job_id, seq__gt=1).values_list("payload__rerun_id", flat=True))
+    assert seqs == list(range(1, won + 5))
+    rerun_ids = list(JobEvent.objects.filter(job_id=job.job_id, seq__gt=4).values_list("payload__rerun_id", flat=True))
     assert len(rerun_ids) == len(set(rerun_ids)) == won
-    assert JobState.objects.get(job_id=job.job_id).last_seq == won + 1
+    assert JobState.objects.get(job_id=job.job_id).last_seq == won + 4
 
     # and the hash chain verifies
     check = subprocess.run([python, "manage.py", "verify_events"], cwd=REPO_ROOT, env=process_env,

@@ -13,7 +13,7 @@ from jobs.audit import verify_events as audit
 from jobs.models import JobEvent, JobState
 from jobs.signing import EVENT_CONTEXT, KeyProblem, keyring
 
-from ..builders import append, forged_event, new_blueprint_job, rerun, to_runspec_review
+from ..builders import append, failed, forged_event, new_blueprint_job, started, to_runspec_review
 from ..conftest import REPO_ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,11 +82,11 @@ def test_keys_rotate_and_a_retired_key_verifies_with_its_public_half_alone(setti
     two, _ = write_key(tmp_path, "two")
     settings.EAM_SIGNING_KEYS = {"one": one}
     waiting = new_blueprint_job(fast=12).job_id
-    append(waiting, rerun("a", 1))
+    append(waiting, started("compile"))
 
     # when key two is added after it, then two signs and both verify
     settings.EAM_SIGNING_KEYS = {"one": one, "two": two}
-    append(waiting, rerun("a", 2))
+    append(waiting, failed("compile", 1))
     signers = list(JobEvent.objects.filter(job_id=waiting).order_by("seq").values_list("key_id", flat=True))
     assert signers == ["one", "one", "two"]
     assert audit([waiting]) == (1, [])
@@ -104,7 +104,7 @@ def test_keys_rotate_and_a_retired_key_verifies_with_its_public_half_alone(setti
     problems = [str(f) for f in audit([waiting])[1]]
     assert problems == [f"job {waiting} seq {seq}: {kind}: signed with key one, which is not a known public key "
                         "(EAM_SIGNING_KEYS, EAM_PUBLIC_KEYS)" for seq, kind in ((1, "BLUEPRINT_SUBMITTED"),
-                                                                                 (2, "RERUN_REQUESTED"))]
+                                                                                 (2, "STEP_STARTED"))]
 
 
 def test_an_auditor_with_public_keys_only_verifies_and_cannot_sign(settings, tmp_path, waiting):

@@ -86,8 +86,23 @@ def cancelled() -> dict:
     return event(E.CANCELLED, reason="not needed", operator="ops")
 
 
-def rerun(etype=E.RERUN_REQUESTED) -> dict:
-    return event(etype, None, agent_id="intent", rerun_id="r1", prompt_version="v1", artifacts=[])
+def rerun(etype=E.RERUN_REQUESTED, agent_id="intent", rerun_id="r1") -> dict:
+    return event(etype, "rerun", agent_id=agent_id, rerun_id=rerun_id, prompt_version="v1", artifacts=[])
+
+
+def rerun_started(rerun_id="r1", attempt=1, recovered_from=None) -> dict:
+    return {**started("rerun", attempt, recovered_from), "payload": {
+        **started("rerun", attempt, recovered_from)["payload"], "rerun_id": rerun_id}}
+
+
+def rerun_failed(retryable: bool, attempt=1) -> dict:
+    return event(E.STEP_FAILED, "rerun", attempt=attempt, error_class="timeout", message="slow", retryable=retryable,
+                 retry_at="2030-01-01T00:05:00.000000Z" if retryable else None)
+
+
+def a_whole_rerun(agent_id="intent", rerun_id="r1") -> list[dict]:
+    return [rerun(agent_id=agent_id, rerun_id=rerun_id), rerun_started(rerun_id),
+            rerun(E.RERUN_COMPLETED, agent_id, rerun_id)]
 
 
 def stopped_budget(step="spawn") -> dict:
@@ -463,19 +478,85 @@ def test_a_job_that_has_not_ended_can_be_cancelled(before):
     assert (state.next_step, state.waiting_step) == (None, None)
 
 
-@pytest.mark.parametrize("etype", [E.RERUN_REQUESTED, E.RERUN_COMPLETED])
-@pytest.mark.parametrize(
-    "before", [[submitted()], compiling(), at_runspec_review()], ids=["queued", "running", "waiting"]
-)
-def test_rerun_records_do_not_move_the_pipeline(before, etype):
-    # given a job in some state
+def at_blueprint_review() -> list[dict]:
+    return through(Kind.IDEA, 1) + [waiting("blueprint")]
+
+
+@pytest.mark.parametrize("before", [at_runspec_review(), blueprint_job_done(),
+                                    at_runspec_review() + [rejected("runspec")], [submitted(), cancelled()]],
+                         ids=["waiting", "done", "rejected", "cancelled"])
+def test_a_whole_rerun_does_not_move_the_pipeline(before):
+    # given a job that waits at a checkpoint or has ended
     state_before = state_of(before)
 
-    # when an agent rerun is recorded
-    state_after = state_of(before + [rerun(etype)])
+    # when an agent rerun is asked for, claimed and completed
+    state_after = state_of(before + a_whole_rerun())
 
     # then only the bookkeeping of the last event changed
-    assert state_after == replace(state_before, last_seq=state_before.last_seq + 1, last_event_type=str(etype))
+    assert state_after == replace(state_before, last_seq=state_before.last_seq + 3,
+                                  last_event_type=str(E.RERUN_COMPLETED))
+
+
+def test_a_pending_rerun_is_due_and_a_started_one_is_running():
+    pending = state_of(at_blueprint_review() + [rerun()])
+    assert pending.reruns == ({"agent_id": "intent", "rerun_id": "r1", "attempt": 0, "running": False},)
+    assert (pending.status, pending.running_step) == (Status.WAITING_APPROVAL, None)
+
+    running = state_of(at_blueprint_review() + [rerun(), rerun_started()])
+    assert running.reruns[0]["running"] and running.running_step == "rerun"
+    assert running.status == Status.WAITING_APPROVAL  # the job still waits: the rerun is beside the pipeline
+
+
+@pytest.mark.parametrize("before", [[submitted()], compiling(), compiling() + [error("compile")]],
+                         ids=["queued", "running", "error"])
+def test_a_rerun_is_refused_while_a_step_is_due_or_running_or_the_job_is_in_error(before):
+    then_illegal(before + [rerun()], match="while")
+
+
+def test_one_rerun_per_agent_may_be_pending_and_others_queue_behind_it():
+    then_illegal(at_blueprint_review() + [rerun(), rerun(rerun_id="r2")], match="already pending")
+
+    state = state_of(at_blueprint_review() + [rerun(), rerun(agent_id="report", rerun_id="r2"), rerun_started()])
+    assert [r["rerun_id"] for r in state.reruns] == ["r1", "r2"]
+    then_illegal(at_blueprint_review() + [rerun(), rerun(agent_id="report", rerun_id="r2"), rerun_started("r2")],
+                 match="the rerun due is r1")
+
+
+def test_a_checkpoint_is_not_approved_while_a_rerun_is_pending_but_may_be_rejected():
+    then_illegal(at_blueprint_review() + [rerun(), approved("blueprint")], match="rerun is pending")
+    state = state_of(at_blueprint_review() + [rerun(), rejected("blueprint"), rerun_started(),
+                                              rerun(E.RERUN_COMPLETED)])
+    assert (state.status, state.reruns) == (Status.REJECTED, ())
+
+
+def test_a_failed_rerun_waits_for_its_retry_time_or_ends_when_it_may_not_be_retried():
+    retrying = state_of(at_blueprint_review() + [rerun(), rerun_started(), rerun_failed(True)])
+    assert retrying.reruns[0]["running"] is False and retrying.available_at == "2030-01-01T00:05:00.000000Z"
+    second = state_of(at_blueprint_review() + [rerun(), rerun_started(), rerun_failed(True), rerun_started(attempt=2)])
+    assert second.reruns[0]["attempt"] == 2
+
+    ended = state_of(at_blueprint_review() + [rerun(), rerun_started(), rerun_failed(False)])
+    assert (ended.reruns, ended.status) == ((), Status.WAITING_APPROVAL)
+
+
+def test_a_running_rerun_is_taken_over_only_with_recovered_from():
+    then_illegal(at_blueprint_review() + [rerun(), rerun_started(), rerun_started(attempt=2)], match="recovered_from")
+    state = state_of(at_blueprint_review() + [rerun(), rerun_started(), rerun_started(attempt=2, recovered_from="w1")])
+    assert state.reruns[0]["attempt"] == 2
+
+
+def test_a_checkpoint_is_announced_again_only_right_after_a_rerun_completed():
+    state = state_of(at_blueprint_review() + a_whole_rerun() + [waiting("blueprint", SHA_B)])
+    assert (state.status, state.review_sha256) == (Status.WAITING_APPROVAL, SHA_B)
+    then_illegal(at_blueprint_review() + [waiting("blueprint", SHA_B)], match="already open")
+    then_illegal(at_blueprint_review() + a_whole_rerun() + [waiting("runspec", SHA_B)], match="no checkpoint")
+
+
+def test_rerun_events_out_of_order_are_illegal():
+    then_illegal(at_blueprint_review() + [rerun_started()], match="no agent rerun pending")
+    then_illegal(at_blueprint_review() + [rerun(), rerun(E.RERUN_COMPLETED)], match="not running")
+    then_illegal(at_blueprint_review() + [rerun(), rerun_started(), rerun(E.RERUN_COMPLETED, rerun_id="r9")],
+                 match="the rerun running is r1")
 
 
 def test_job_spawned_completes_the_spawn_step_of_an_idea_job():
@@ -560,7 +641,7 @@ def test_a_refused_manual_spawn_is_illegal_before_the_end_or_with_a_step():
 ANY_EVENT = [
     submitted(), started("compile"), started("run"), result_of("compile"), result_of("registry"), waiting("runspec"),
     approved("runspec"), rejected("runspec"), step_failed("registry"), error("registry"), retry_requested(),
-    cancelled(), rerun(), rerun(E.RERUN_COMPLETED), stopped_budget("registry"), done(),
+    cancelled(), rerun(E.RERUN_COMPLETED), rerun_started(), stopped_budget("registry"), done(),
 ]
 ENDINGS = {
     "done": blueprint_job_done(),
@@ -633,12 +714,12 @@ def test_an_idea_job_with_failures_retries_and_reruns_still_reaches_done():
     # given an idea job whose compile fails once, errors once (retried by an operator), is taken over
     # once, and has an agent rerun recorded, before everything succeeds
     compile_at = stage_index(Kind.IDEA, "compile", Step)
-    events = through(Kind.IDEA, compile_at) + [
-        rerun(),
+    blueprint_at = stage_index(Kind.IDEA, "blueprint", Checkpoint)
+    events = through(Kind.IDEA, blueprint_at) + [waiting("blueprint"), *a_whole_rerun()] + through(
+        Kind.IDEA, compile_at)[len(through(Kind.IDEA, blueprint_at)) + 1:] + [
         started("compile"), step_failed("compile"),
         started("compile", attempt=2), error("compile"), retry_requested(),
         started("compile"), started("compile", attempt=2, recovered_from="w1"), result_of("compile"),
-        rerun(E.RERUN_COMPLETED),
     ]
     rest = through(Kind.IDEA, len(IDEA_PIPELINE))[len(through(Kind.IDEA, compile_at + 1)):]
 

@@ -14,7 +14,7 @@ from jobs.events import document_of
 from jobs.models import JobEvent, JobSpec, JobState
 
 from ..conftest import REPO_ROOT
-from ..builders import append, guard_off, new_blueprint_job, rerun, to_runspec_review
+from ..builders import append, failed, guard_off, new_blueprint_job, started, to_runspec_review
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -32,7 +32,7 @@ def two_jobs():
     a = new_blueprint_job(fast=10)
     to_runspec_review(a.job_id)
     b = new_blueprint_job(fast=20)
-    append(b.job_id, rerun("b", 1), rerun("b", 2))
+    append(b.job_id, started("compile"), failed("compile", 1))
     return a.job_id, b.job_id
 
 

@@ -1,7 +1,10 @@
 """Fixtures and helpers of the engine tests: a tiny snapshot, the worker as a child process, what it recorded.
 The builders are in tests/builders/."""
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,18 @@ def start_run_jobs(env, *args) -> subprocess.Popen:
         [sys.executable, "manage.py", "run_jobs", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
+
+
+def kill_once_executed(env, log_path: Path, expected: list, *args) -> None:
+    """Start `run_jobs *args`, wait until its execution log holds `expected` ((job_id, step) per execution), then
+    SIGKILL it and wait for it to be gone."""
+    victim = start_run_jobs(env, *args)
+    deadline = time.monotonic() + 60
+    while not executions(log_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert executions(log_path) == expected, "the step never started"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
 
 
 def executions(log_path: Path) -> list[tuple[str, str]]:

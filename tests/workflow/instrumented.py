@@ -60,3 +60,12 @@ def cancelled_meanwhile(context: StepContext) -> StepOutcome:
     outcome = _real(context)
     services.cancel(job_id=context.job.job_id, actor=Actor.user("otto"), reason="cancelled while the step ran")
     return outcome
+
+
+def slow_after(context: StepContext) -> StepOutcome:
+    """Runs the real step (its files are written), records it, then sleeps before its result is appended: a worker
+    killed now dies between writing and recording."""
+    outcome = _real(context)
+    _record(context)
+    time.sleep(float(os.environ.get("EAM_TEST_SLOW_SECONDS", "5")))
+    return outcome

@@ -1,6 +1,5 @@
 """Claims under real concurrency: several run_jobs processes, overlapping passes, a worker killed mid-step."""
 import collections
-import os
 import signal
 import time
 
@@ -9,7 +8,7 @@ import pytest
 from jobs.models import JobEvent, JobState
 
 from ..builders import SUBMITTER, TINY_RUN, TINY_SNAPSHOT, a_blueprint, a_snapshot, approve_waiting, submitted
-from .conftest import REPO_ROOT, events_of, executions, run_jobs, start_run_jobs
+from .conftest import REPO_ROOT, events_of, executions, kill_once_executed, run_jobs, start_run_jobs
 
 STEPS = ("compile", "run", "gates", "registry")
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -110,13 +109,7 @@ def test_worker_killed_mid_step_is_recovered_after_its_lease(process_env, tmp_pa
     log = tmp_path / "executions.log"
     slow_env = dict(process_env, EAM_STEP_EXECUTORS="run=tests.workflow.instrumented.slow",
                     EAM_TEST_EXECUTION_LOG=str(log), EAM_TEST_SLOW_SECONDS="60")
-    victim = start_run_jobs(slow_env, "--once", "--worker-id", "victim", "--lease-seconds", "2")
-    deadline = time.monotonic() + 60
-    while not executions(log) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert executions(log) == [(job.job_id, "run")], "the slow step never started"
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait(timeout=30)
+    kill_once_executed(slow_env, log, [(job.job_id, "run")], "--once", "--worker-id", "victim", "--lease-seconds", "2")
     state = JobState.objects.get(job_id=job.job_id)
     assert (state.status, state.lease_owner) == ("running", "victim")
     # a pass before the lease expires finds nothing to do; after it, the job is taken over and finished

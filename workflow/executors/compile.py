@@ -1,13 +1,13 @@
 """compile: blueprint + snapshot + policy bundle -> runspec.json (the artifact the runspec checkpoint reviews).
 A blueprint job compiles the blueprint it was submitted with; an idea job the one its blueprint checkpoint
-approved (`outputs/blueprint.json`, checked against the sha256 its events recorded)."""
+approved (`outputs/blueprint.json`, or a rerun's, checked against the sha256 the approval named)."""
 from jobs.pipelines import Kind
-from research.artifacts import read_json_artifact, write_json_artifact
+from research.artifacts import write_json_artifact
 from research.compiler import compile_blueprint
 from research.policies import load_policy_bundle
 
 from ..orchestrator import StepContext, StepOutcome
-from ._paths import blueprint_path, job_path, runspec_path
+from ._paths import job_path, runspec_path
 
 
 def execute(context: StepContext) -> StepOutcome:
@@ -19,8 +19,7 @@ def execute(context: StepContext) -> StepOutcome:
         {"policy_bundle_id": job.policy_bundle_id, "sha256": bundle_sha256},
     )
     if job.kind == Kind.IDEA:
-        path = blueprint_path(job.job_id)
-        blueprint = read_json_artifact(path, sha256=context.recorded_sha256(path))  # the blueprint approved
+        blueprint = context.read_approved("blueprint")
         inputs = [policy_ref]  # the spec and the idea were written by the intent step
     else:
         blueprint = spec["blueprint"]

@@ -7,16 +7,19 @@ from research.artifacts import read_json_artifact
 
 from ..orchestrator import StepContext, StepOutcome
 from ._agents import run_pinned
-from ._paths import blueprint_path, gate_results_path, runspec_path
+from ._paths import gate_results_path, runspec_path
+
+
+def agent_inputs(context: StepContext) -> dict:
+    job = context.job
+    runspec, gate_results = (_recorded(context, path(job.job_id)) for path in (runspec_path, gate_results_path))
+    blueprint = context.read_approved("blueprint") if job.kind == Kind.IDEA else job.spec["blueprint"]
+    return improvements_input(run_id=content_id(runspec), blueprint=blueprint, gate_results=gate_results,
+                              policy_bundle_id=job.policy_bundle_id)
 
 
 def execute(context: StepContext) -> StepOutcome:
-    job = context.job
-    runspec, gate_results = (_recorded(context, path(job.job_id)) for path in (runspec_path, gate_results_path))
-    blueprint = _recorded(context, blueprint_path(job.job_id)) if job.kind == Kind.IDEA else job.spec["blueprint"]
-    run = run_pinned(context, "improvements", improvements_input(
-        run_id=content_id(runspec), blueprint=blueprint, gate_results=gate_results,
-        policy_bundle_id=job.policy_bundle_id))
+    run = run_pinned(context, "improvements", agent_inputs(context))
     proposals = run.output["proposals"]
     return StepOutcome(artifacts=run.artifacts,
                        summary={**run.summary, "diagnosis": run.output["diagnosis"]["name"],

@@ -9,11 +9,15 @@ from ._agents import run_pinned
 from ._paths import gate_results_path, runspec_path
 
 
-def execute(context: StepContext) -> StepOutcome:
+def agent_inputs(context: StepContext) -> dict:
     job_id = context.job.job_id
     runspec = read_json_artifact(runspec_path(job_id), sha256=context.recorded_sha256(runspec_path(job_id)))
     gates = gate_results_path(job_id)
     gate_results = read_json_artifact(gates, sha256=context.recorded_sha256(gates))
-    run = run_pinned(context, "report", report_input(run_id=content_id(runspec), gate_results=gate_results))
+    return report_input(run_id=content_id(runspec), gate_results=gate_results)
+
+
+def execute(context: StepContext) -> StepOutcome:
+    run = run_pinned(context, "report", agent_inputs(context))
     return StepOutcome(artifacts=run.artifacts,
                        summary={**run.summary, "run_id": run.output["run_id"], "verdict": run.output["verdict"]})

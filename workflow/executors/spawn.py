@@ -7,17 +7,14 @@ from jobs.events import Actor
 from jobs.models import JobEvent
 from jobs.pipelines import EventType
 from jobs.spawning import spawn_children
-from research.artifacts import read_json_artifact
 from research.errors import IntegrityFailure
 
 from ..orchestrator import StepContext, StepOutcome
-from ._paths import agent_path
 
 
 def execute(context: StepContext) -> StepOutcome:
     job = context.job
-    path = agent_path(job.job_id, "improvements", "output.json")
-    proposals = read_json_artifact(path, sha256=context.recorded_sha256(path))["proposals"]
+    proposals = context.read_approved("improvements")["proposals"]
     approval = (JobEvent.objects.filter(job_id=job.job_id, event_type=str(EventType.APPROVED), step="improvements")
                 .order_by("-seq").values_list("payload", flat=True).first())
     if approval is None or "accepted" not in approval:

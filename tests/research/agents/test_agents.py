@@ -100,7 +100,7 @@ def test_the_agent_run_document_names_agent_prompt_input_and_output():
     prompt = default_prompt("intent")
     output = run_agent("intent", inputs)
     doc = agent_run_document(AGENTS["intent"], prompt=prompt, inputs=inputs, output=output)
-    assert doc == {"schema": "agent_run_v1", "agent_id": "intent", "agent_version": "1",
+    assert doc == {"schema": "agent_run_v1", "provider": {"name": "rules"}, "agent_id": "intent", "agent_version": "1",
                    "contract": "agent_intent_output_v1", "prompt": prompt.ref(),
                    "input_sha256": sha256_hex(canonical_json(inputs)),
                    "output_sha256": sha256_hex(canonical_json(output)), "output": output}

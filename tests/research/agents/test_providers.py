@@ -374,3 +374,18 @@ def test_the_rules_provider_never_imports_httpx():
     # then the agent ran and httpx was never imported
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"httpx": False, "agent_id": "intent"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_configuration_a_provider_cannot_serve_stops_check_and_the_worker_at_start_up(process_env):
+    # given a rules agent asked for a seed, which only a model can take
+    env = {**process_env, "EAM_AGENT_PROVIDERS": json.dumps({"intent": {"provider": "rules", "seed": 7}})}
+
+    # when an operator runs check, and starts a worker
+    outcomes = [subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                               text=True, timeout=120) for args in (["check"], ["run_jobs", "--once"])]
+
+    # then both refuse before any job is touched, naming the agent and the key
+    for done in outcomes:
+        assert done.returncode != 0
+        assert "research.E010" in done.stderr and 'EAM_AGENT_PROVIDERS["intent"].seed' in done.stderr

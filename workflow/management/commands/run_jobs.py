@@ -37,7 +37,7 @@ class Command(BaseCommand):
     help = "Advance runnable jobs: run each due step until the job waits for approval or ends."
     # A worker refuses to start without the guard triggers, but skips the URL checks: they import the
     # whole web stack, which a cron worker never serves, and would double its start-up time.
-    requires_system_checks = ["guards", "signing", Tags.models]
+    requires_system_checks = ["guards", "signing", "agents", Tags.models]
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="one pass, then exit (for cron and timers)")
