@@ -30,6 +30,12 @@ def test_demo_ends_with_one_pass_and_one_fail_then_an_idea_stopped_by_its_budget
     stop = JobEvent.objects.get(job=idea, event_type="STOPPED_BUDGET")
     assert stop.payload["reason"] == "max_jobs_per_root"
     assert f"job {idea.job_id} ended stopped_budget: max_jobs_per_root reached" in out
+    # and the demo reviewer asked for the report again afterwards: evidence only, the job stays stopped_budget
+    rerun = JobEvent.objects.get(job=idea, event_type="RERUN_COMPLETED")
+    assert (rerun.payload["agent_id"], rerun.payload["changed"]) == ("report", False)
+    assert f"rerun of report {rerun.payload['rerun_id']} by demo-reviewer: completed, changed false" in out
+    idea.state.refresh_from_db()
+    assert idea.state.status == "stopped_budget"
 
     # the children ran to DONE, and the lineage is printed as a tree from the root
     children = JobSpec.objects.filter(parent_job_id=idea.job_id).order_by("created_at", "job_id")

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from jobs import services
+from jobs import reruns, services
 from jobs.events import Actor
 from jobs import selectors
 from jobs.models import JobEvent, JobSpec
@@ -129,6 +129,17 @@ class Command(BaseCommand):
             said += (f": {stop['reason']} reached (limit {', '.join(f'{k} {v}' for k, v in stop['limit'].items())}; "
                      f"counters {', '.join(f'{k} {v}' for k, v in stop['counters'].items())})")
         self.stdout.write(said)
+        # A reviewer may ask for an agent's output again after the end: evidence only, the outcome stays.
+        asked = reruns.request_rerun(job_id=job.job_id, agent_id="report", actor=Actor.user(reviewer),
+                                     reason="the demo asks for the report again")
+        run_pass(worker, job_ids=[job.job_id])
+        done = (JobEvent.objects.filter(job=job, event_type=str(EventType.RERUN_COMPLETED),
+                                        payload__rerun_id=asked.payload["rerun_id"]).values_list("payload", flat=True)
+                .first()) or {}
+        job.state.refresh_from_db()
+        self.stdout.write(f"rerun of report {asked.payload['rerun_id']} by {reviewer.username}: "
+                          f"{'completed, changed ' + str(done['changed']).lower() if done else 'not completed'}; "
+                          f"the job stays {job.state.status}")
         children = list(JobSpec.objects.filter(parent_job_id=job.job_id).values_list("job_id", flat=True))
         self.stdout.write(f"\n== the {len(children)} children: run, approve their runspec, run")
         run_pass(worker, job_ids=children)
