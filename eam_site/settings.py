@@ -1,7 +1,10 @@
 """Settings for EAM, read from the environment (see .env.example for every variable)."""
+import os
 from pathlib import Path
 
 import environ
+
+from eam_site import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -10,12 +13,33 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="")
+# Read as given: django-environ would take a value that starts with "$" for the name of another variable.
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise environ.ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (see .env.example)")
     SECRET_KEY = "eam-insecure-debug-only-key"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+# HTTPS and cookies (docs/settings.md, "Serving"). The defaults keep plain http on a laptop working; the
+# production environment in docs/operations.md turns them on, and `check --deploy` passes with it.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = env.bool("SECURE_CONTENT_TYPE_NOSNIFF", default=True)
+SECURE_REFERRER_POLICY = env.str("SECURE_REFERRER_POLICY", default="same-origin")
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a TLS-terminating proxy: the header it sets and the value that means https, e.g.
+# HTTP_X_FORWARDED_PROTO,https. Set it only when the proxy always sets (or strips) that header.
+_proxy_ssl_header = env.tuple("EAM_PROXY_SSL_HEADER", default=())
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise environ.ImproperlyConfigured("EAM_PROXY_SSL_HEADER is HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https")
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header or None
+# Probes and scrapers inside the network call plain http; a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -23,6 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: `runserver` then leaves static files to WhiteNoise, as in production.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -35,7 +61,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer, errors and static files included, carries X-Request-ID and is logged in one line.
+    "eam_site.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # WhiteNoise: static files from STATIC_ROOT (compressed, cached forever when hashed), before sessions and auth.
+    "eam_site.staticfiles.StaticFilesMiddleware",
     # Before anything reads the body: refuse one larger than EAM_MAX_BODY_BYTES with 413.
     "jobs.api.http.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -101,7 +131,10 @@ USE_TZ = True
 LOGIN_URL = "ui:login"
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+STATIC_ROOT = env.str("EAM_STATIC_ROOT", default=str(VAR_DIR / "static"))
+# Hashed, compressed copies and a manifest (made by collectstatic): URLs change with content, so WhiteNoise can
+# let browsers cache them forever. Off: plain names, nothing to collect first (DEBUG, and the test suite).
+EAM_STATIC_MANIFEST = env.bool("EAM_STATIC_MANIFEST", default=not DEBUG)
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 
 EAM_ARTIFACT_ROOT = env.str("EAM_ARTIFACT_ROOT", default=str(VAR_DIR / "artifacts"))
@@ -132,15 +165,50 @@ EAM_PUBLIC_KEYS = env.dict("EAM_PUBLIC_KEYS", default={})
 EAM_KEY_DIR = env.str("EAM_KEY_DIR", default=str(VAR_DIR / "keys"))
 # Loop workers write an anchor of every job's head at most this often (0: only `manage.py anchor_heads`).
 EAM_ANCHOR_SECONDS = env.float("EAM_ANCHOR_SECONDS", default=600.0)
+# Loop workers release expired leases with an event this often (0: only `manage.py reconcile`); the reconciler
+# reports a job whose step has been due longer than EAM_RECONCILE_STALE_SECONDS without a claim.
+EAM_RECONCILE_SECONDS = env.float("EAM_RECONCILE_SECONDS", default=300.0)
+EAM_RECONCILE_STALE_SECONDS = env.float("EAM_RECONCILE_STALE_SECONDS", default=3600.0)
+# GET /metrics: a bearer token the scraper must present, and/or the addresses (IPs, CIDRs) it may call from;
+# with neither, only loopback callers (docs/operations.md, Metrics).
+EAM_METRICS_TOKEN = env.str("EAM_METRICS_TOKEN", default="")
+EAM_METRICS_ALLOW = env.list("EAM_METRICS_ALLOW", default=[])
+# Event streams (docs/api.md, Event streams): a comment line this often keeps proxies from closing them; on
+# SQLite they poll this often, on PostgreSQL a notice wakes them and they re-read this often anyway.
+EAM_STREAM_HEARTBEAT_SECONDS = env.float("EAM_STREAM_HEARTBEAT_SECONDS", default=15.0)
+EAM_STREAM_POLL_SECONDS = env.float("EAM_STREAM_POLL_SECONDS", default=0.5)
+EAM_STREAM_SAFETY_POLL_SECONDS = env.float("EAM_STREAM_SAFETY_POLL_SECONDS", default=15.0)
+EAM_STREAM_MAX_CONNECTIONS = env.int("EAM_STREAM_MAX_CONNECTIONS", default=100)  # open streams per process
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if EAM_STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
     "artifacts": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": EAM_ARTIFACT_ROOT},
     },
 }
+# Artifacts in the local folder EAM_ARTIFACT_ROOT, or in an S3 bucket (docs/operations.md, "Artifacts on S3").
+# The bucket's credentials come from the standard AWS variables or the machine's role, never from a settings file.
+EAM_ARTIFACT_STORAGE = env.str("EAM_ARTIFACT_STORAGE", default="filesystem")
+if EAM_ARTIFACT_STORAGE == "s3":
+    STORAGES["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("EAM_S3_BUCKET"),
+            "endpoint_url": env.str("EAM_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("EAM_S3_REGION", default="") or None,
+            "location": env.str("EAM_S3_PREFIX", default=""),
+            # Writes go through research.s3_artifacts (conditional PUTs); a save() must never rename either.
+            "file_overwrite": False,
+        },
+    }
+elif EAM_ARTIFACT_STORAGE != "filesystem":
+    raise environ.ImproperlyConfigured(f"EAM_ARTIFACT_STORAGE is {EAM_ARTIFACT_STORAGE!r}: filesystem or s3")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -186,10 +254,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
-}
+# Every log line through structlog (eam_site/logs.py): JSON lines in production, plain text by default.
+LOGGING = logs.logging_config(log_format=env.str("EAM_LOG_FORMAT", default="console"),
+                              level=env.str("LOG_LEVEL", default="WARNING"))
+logs.configure()

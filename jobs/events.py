@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from django.db import connection, transaction
+from structlog.contextvars import get_contextvars
 
 from contracts import canonical_json, sha256_hex, validate_event
 
@@ -21,6 +22,8 @@ from .state import DerivedState, IllegalTransition, apply_event, initial_state
 # Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
 # retried) is announced, and the notice is delivered when the transaction commits, never before.
 RUNNABLE_CHANNEL = "eam_job_runnable"
+# Every append is announced here with its job id, delivered at commit: it wakes the event streams up.
+EVENTS_CHANNEL = "eam_job_events"
 
 
 @dataclass(frozen=True)
@@ -235,14 +238,25 @@ def projection_fields(state: DerivedState) -> dict:
     }
 
 
+TRACE_KEYS = ("request_id", "trace_id")
+
+
+def _trace() -> dict | None:
+    """The request or worker step appending now (bound in the logging context), recorded in each event's payload
+    as `trace` so that an event and the log lines of what wrote it can be joined; None outside both."""
+    bound = get_contextvars()
+    return {key: bound[key] for key in TRACE_KEYS if bound.get(key)} or None
+
+
 def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], recorded_at: datetime):
     """The rows of `events` after `state`, validated, chained and folded: (rows, the state they lead to)."""
     rows = []
+    trace = _trace()
     stamp = format_time(recorded_at)
     keys = signing.signer or signing.keyring()  # with signing=True there is always a key (the dev one at worst)
     for new in events:
         seq = state.last_seq + 1
-        payload = new.payload or {}
+        payload = {**(new.payload or {}), "trace": trace} if trace else new.payload or {}
         doc = event_document(
             job_id=job_id, seq=seq, event_type=str(new.event_type), step=new.step, actor=new.actor.as_dict(),
             payload=payload, recorded_at=stamp, prev_hash=state.last_hash, schema_version=EVENT_SCHEMA,
@@ -317,8 +331,8 @@ def _append_statement(job_id: str, from_seq: int, moved: dict, rows: list[JobEve
             cursor.execute(
                 f"WITH moved AS ({_move_state(moved)} RETURNING job_id),"
                 f" added AS ({_insert_events(len(rows), source='moved')})"
-                f" SELECT id{notice} FROM added",
-                move_params + _event_params(rows) + ([job_id] if announce else []),
+                f" SELECT id{notice}, pg_notify('{EVENTS_CHANNEL}', %s) FROM added",
+                move_params + _event_params(rows) + ([job_id] if announce else []) + [job_id],
             )
             return [found[0] for found in cursor.fetchall()]
         with transaction.atomic(savepoint=False):  # SQLite: the same two writes, in one transaction
@@ -379,7 +393,9 @@ def create_job(*, spec: JobSpec, submit_event: NewEvent) -> JobEvent:
             rows[0].id = cursor.fetchone()[0]
         JobState.objects.create(job_id=spec.job_id, created_at=spec.created_at, updated_at=spec.created_at,
                                 **projection_fields(new_state))
-        if connection.vendor == "postgresql" and new_state.status == Status.QUEUED:
+        if connection.vendor == "postgresql":
+            runnable = new_state.status == Status.QUEUED
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_notify(%s, %s)", [RUNNABLE_CHANNEL, spec.job_id])
+                cursor.execute("SELECT pg_notify(%s, %s)" + (", pg_notify(%s, %s)" if runnable else ""),
+                               [EVENTS_CHANNEL, spec.job_id] + ([RUNNABLE_CHANNEL, spec.job_id] if runnable else []))
         return rows[0]

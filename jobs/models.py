@@ -1,5 +1,7 @@
-"""Models of the event store: the immutable spec, the insert-only event log and its state projection."""
+"""Models of the event store: the immutable spec, the insert-only event log and its state projection; and the
+insert-only access log of artifact reads."""
 from django.db import models
+from django.utils import timezone
 
 from guards.triggers import GuardedTable, register
 
@@ -8,6 +10,7 @@ from .pipelines import EventType, Kind, Status
 GUARDED_JOBSPEC = register(GuardedTable(table="jobs_jobspec", pk="job_id"))
 GUARDED_JOBEVENT = register(GuardedTable(table="jobs_jobevent", pk="id", seq_column="seq", seq_scope="job_id",
                                          unique=(("job_id", "seq"),)))
+GUARDED_ARTIFACTREAD = register(GuardedTable(table="jobs_artifactread", pk="id"))
 
 
 class JobSpec(models.Model):
@@ -113,3 +116,38 @@ class JobState(models.Model):
 
     def __str__(self):
         return f"{self.job_id}: {self.status}"
+
+
+class ArtifactRead(models.Model):
+    """One artifact served to someone: the insert-only access log (jobs.access). Not an event of the job: reading
+    changes nothing about it, and its hash chain stays the record of what happened to it."""
+
+    class Via(models.TextChoices):
+        API = "api", "API download"
+        UI = "ui", "page"
+        BUNDLE = "bundle", "bundle"
+
+    id = models.BigAutoField(primary_key=True)
+    who = models.CharField(max_length=150, help_text='username, or "anonymous" (EAM_PUBLIC_READ)')
+    job_id = models.CharField(max_length=12)
+    path = models.TextField(help_text="as requested, relative to the job (dossier/... for its run's dossier)")
+    storage_path = models.TextField(help_text="where the bytes were read, relative to the artifact root")
+    sha256 = models.CharField(max_length=64, help_text="of the bytes served")
+    bytes = models.PositiveBigIntegerField()
+    at = models.DateTimeField(default=timezone.now, help_text="when the bytes were served")
+    request_id = models.CharField(max_length=128)
+    via = models.CharField(max_length=8, choices=Via.choices)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["job_id", "id"], name="artifactread_job"),
+            models.Index(fields=["who", "id"], name="artifactread_who"),
+            models.Index(fields=["at"], name="artifactread_at"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(via__in=["api", "ui", "bundle"]), name="artifactread_via_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.who} read {self.job_id}/{self.path}"

@@ -301,17 +301,23 @@ def list_registry(
     run_id: str | None = None, cursor: str | None = None, limit: int = 50,
 ) -> Page:
     """Trials in the order they were recorded, `limit` at a time: one query per page."""
-    rows = RegistryEntry.objects.order_by("id")
+    rows = RegistryEntry.objects.all()
     for name, value in (("root_job_id", root_job_id), ("family", family), ("job_id", job_id), ("run_id", run_id)):
         if value:
             rows = rows.filter(**{name: value})
+    return id_page(rows, view=registry_view, cursor=cursor, limit=limit)
+
+
+def id_page(rows, *, view, cursor: str | None, limit: int) -> Page:
+    """One page of insert-only rows in id order (the order they were written), after `cursor`: one query."""
+    rows = rows.order_by("id")
     if cursor:
         (after,) = decode_cursor(cursor, (int,))
         rows = rows.filter(id__gt=after)
     found = list(rows[: limit + 1])
     page = found[:limit]
     next_cursor = encode_cursor([page[-1].id]) if len(found) > limit else None
-    return Page(results=[registry_view(entry) for entry in page], next_cursor=next_cursor)
+    return Page(results=[view(row) for row in page], next_cursor=next_cursor)
 
 
 def list_snapshots() -> list[dict]:

@@ -3,7 +3,8 @@
 Paths are relative to the storage root and use `/`. Writing the same bytes to an existing path is a no-op;
 different bytes raise ArtifactConflict, so a step that runs twice (crash, retry, two workers) is harmless.
 Two exceptions, each with its own write path: a log that is only appended to (`extend_artifact`) and a derived
-file that no event records and anyone can rebuild from the events (`replace_derived`).
+file that no event records and anyone can rebuild from the events (`replace_derived`). In an S3 bucket the same
+rules hold through conditional PUTs (research.s3_artifacts).
 A written file is on disk (the file, and every folder that gained an entry for it) before the write returns,
 or, inside `durable_together()`, before that block ends: the engine appends a step's result only after its
 files are durable.
@@ -128,10 +129,12 @@ def extend_artifact(path: str, data: bytes) -> ArtifactRef:
     `data` (or not exist); the missing tail is appended and nothing before it is touched. A file that holds
     anything else is ArtifactConflict. Several writers may race: each appends only what is still missing, under
     an exclusive lock on the file. An object store has no append: there the whole object is written again, after
-    the same prefix check."""
+    the same prefix check (on S3, only if the object is still the one checked)."""
     check_path(path)
     storage = artifact_storage()
-    if not isinstance(storage, FileSystemStorage):
+    if (s3 := _s3(storage)) is not None:
+        s3.extend(storage, path, data, check=lambda existing: _check_prefix(path, existing, data))
+    elif not isinstance(storage, FileSystemStorage):
         existing = _read_remote(storage, path)
         _check_prefix(path, existing, data)
         if existing != data:
@@ -180,7 +183,20 @@ def _writing_local(storage, path: str):
         step.folders[target.parent] = None
 
 
+def _s3(storage):
+    """research.s3_artifacts when `storage` is an S3 bucket, else None (imported only for a storage that is not a
+    local folder: it loads boto3)."""
+    if isinstance(storage, FileSystemStorage):
+        return None
+    from . import s3_artifacts
+
+    return s3_artifacts if s3_artifacts.handles(storage) else None
+
+
 def _rewrite_remote(storage, path: str, data: bytes) -> None:
+    if (s3 := _s3(storage)) is not None:
+        s3.replace(storage, path, data)
+        return
     if storage.exists(path):
         storage.delete(path)
     storage.save(path, ContentFile(data))
@@ -302,7 +318,12 @@ def _checked_folders() -> set[str]:
 
 
 def _write_remote(storage, path: str, data: bytes) -> None:
-    # Object stores have no link(); check, write, then re-check that nobody else won the race.
+    if (s3 := _s3(storage)) is not None:  # a conditional PUT: of two writers racing, exactly one creates the key
+        existing = s3.create(storage, path, data)
+        if existing is not None:
+            _compare(path, existing, data)
+        return
+    # Other object stores have no link(); check, write, then re-check that nobody else won the race.
     if storage.exists(path):
         with storage.open(path, "rb") as handle:
             _compare(path, handle.read(), data)
@@ -340,6 +361,11 @@ def read_artifact(path: str, *, within: str | None = None) -> bytes:
         if not target.is_file():
             raise ArtifactNotFound(f"artifact {path} does not exist")
         return target.read_bytes()
+    if (s3 := _s3(storage)) is not None:
+        found = s3.read(storage, path)
+        if found is None:
+            raise ArtifactNotFound(f"artifact {path} does not exist")
+        return found[0]
     if not storage.exists(path):
         raise ArtifactNotFound(f"artifact {path} does not exist")
     with storage.open(path, "rb") as handle:

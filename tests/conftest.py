@@ -154,3 +154,25 @@ def screenshot(page, request):
         return path
 
     return save
+
+
+# --- artifacts on a local S3 server (moto's server mode, in this process, on loopback) ---------------------
+@pytest.fixture(scope="session")
+def s3_server() -> str:
+    """The endpoint URL of a local S3 server for the session; dummy AWS credentials are in the environment."""
+    from .s3_support import local_s3_server
+
+    with local_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_server, settings):
+    """The test's own empty bucket, as `STORAGES["artifacts"]`; `s3_bucket.env(process_env)` points child
+    processes at it."""
+    from .s3_support import a_bucket
+
+    bucket = a_bucket(s3_server)
+    settings.EAM_ARTIFACT_STORAGE = "s3"
+    settings.STORAGES = {**settings.STORAGES, "artifacts": bucket.storage_settings()}
+    return bucket

@@ -27,14 +27,16 @@ def drawn(flow: str) -> dict[str, list[str]]:
 
 
 def project_files_crossed(action) -> list[str]:
-    """The project's own files (tests excluded) whose code runs during `action`, in order of first entry."""
+    """The project's own files (tests excluded, and eam_site/, which wraps every request alike: request ids and
+    the request's log line) whose code runs during `action`, in order of first entry."""
     root = str(REPO_ROOT) + "/"
     seen: list[str] = []
 
     def profile(frame, event, arg):
         if event == "call":
             name = frame.f_code.co_filename
-            if name.startswith(root) and "/.venv/" not in name and not name.startswith(root + "tests/"):
+            if name.startswith(root) and "/.venv/" not in name and not name.startswith((root + "tests/",
+                                                                                        root + "eam_site/")):
                 relative = name[len(root):]
                 if relative not in seen:
                     seen.append(relative)

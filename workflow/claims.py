@@ -163,21 +163,28 @@ def claim_next(*, worker_id: str, lease_seconds: int, max_attempts: int, job_ids
         running = rerun["running"] if rerun else row.status == Status.RUNNING
         recovered_from = (row.lease_owner or "unknown") if running else None
         if recovered_from and attempt >= max_attempts:
-            message = f"the step lost its worker's lease {attempt} time(s) (last worker {recovered_from})"
-            if rerun:  # a rerun ends with its last failure; the job itself is not in error
-                lost = events.step_failed(step=step, worker_id=worker_id, error_class="LeaseExpired", message=message,
-                                          attempt=attempt, retry_at=None)
-            else:
-                lost = events.error(step=step, actor=Actor.worker(worker_id), error_class="LeaseExpired",
-                                    message=message)
-            append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[lost], state=state,
-                          lease=Lease())
-            return Abandoned(row.job_id, step, message)
+            return abandon(job_id=row.job_id, state=state, worker_id=worker_id, lost_worker=recovered_from)
         start = events.step_started(step=step, worker_id=worker_id, attempt=attempt + 1, lease_expires_at=expires,
                                     recovered_from=recovered_from, rerun=rerun)
         _, new_state = append_events(job_id=row.job_id, expected_seq=state.last_seq + 1, events=[start],
                                      state=state, lease=Lease(worker_id, expires))
     return Claim(row.job_id, new_state, expires, recovered_from, row.job)
+
+
+def abandon(*, job_id: str, state: DerivedState, worker_id: str, lost_worker: str) -> Abandoned:
+    """End the running step (or agent rerun) of `state`, whose worker lost the lease and which has no attempt left,
+    and release the lease: a rerun ends with its last failure (the job itself is not in error), a pipeline step
+    with ERROR. Fenced by the seq of `state`; the caller holds the job's row (a claim, the reconciler)."""
+    rerun = state.reruns[0] if state.reruns else None
+    step, attempt = (RERUN_STEP, rerun["attempt"]) if rerun else (state.next_step, state.attempt)
+    message = f"the step lost its worker's lease {attempt} time(s) (last worker {lost_worker})"
+    if rerun:
+        lost = events.step_failed(step=step, worker_id=worker_id, error_class="LeaseExpired", message=message,
+                                  attempt=attempt, retry_at=None)
+    else:
+        lost = events.error(step=step, actor=Actor.worker(worker_id), error_class="LeaseExpired", message=message)
+    append_events(job_id=job_id, expected_seq=state.last_seq + 1, events=[lost], state=state, lease=Lease())
+    return Abandoned(job_id, step, message)
 
 
 def hand_over(*, step: str, worker_id: str, lease_seconds: int):

@@ -9,7 +9,9 @@ database is back (`claims.retrying`).
 """
 import logging
 import time
+import uuid
 from contextlib import nullcontext
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from datetime import timedelta
@@ -18,6 +20,7 @@ from typing import Callable
 from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
+from structlog.contextvars import bound_contextvars
 
 from jobs import events
 from jobs.errors import DATABASE_UNREACHABLE, Conflict, DomainError
@@ -271,25 +274,42 @@ def drive(claim: claims.Claim, config: WorkerConfig, *, budget: int | None, repo
     while state.running_step is not None:
         step, started = state.running_step, time.monotonic()
         attempt = state.reruns[0]["attempt"] if step == RERUN_STEP else state.attempt
-        context = StepContext(job=job, step=step, attempt=attempt, worker_id=config.worker_id)
-        with claims.keeper.keeping(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
-                                   job_id=job.job_id, started_seq=state.last_seq, time_limit=config.time_limit(step),
-                                   on_timeout=partial(_time_out, job.job_id, state, config)) as lease:
-            outcome, failure = _run_step(context, state, config, lease)
-        executed += 1
-        seconds = time.monotonic() - started
-        may_continue = (budget is None or executed < budget) and not stopping()
-        try:
-            label, written, state = _write_outcome(job.job_id, state, outcome, failure, config, may_continue, lease)
-        except Conflict as exc:
-            # Fenced: the lease was taken over or the job was cancelled meanwhile; our result is void.
-            why = " (timed out)" if lease.timed_out else " (lease lost)" if lease.lost else ""
-            report(StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{why}"))
-            break
-        report(StepReport(job.job_id, step, label, seconds, _describe(state, outcome, written)))
-        if outcome is not None and outcome.after is not None:
-            _after(outcome.after, job.job_id, step)
+        # The step's log lines and the events it appends carry its trace id (jobs.events records it).
+        with bound_contextvars(worker_id=config.worker_id, job_id=job.job_id, step=step, attempt=attempt,
+                               trace_id=new_trace_id()):
+            context = StepContext(job=job, step=step, attempt=attempt, worker_id=config.worker_id)
+            on_timeout = partial(copy_context().run, _time_out, job.job_id, state, config)  # in the keeper's thread
+            with claims.keeper.keeping(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
+                                       job_id=job.job_id, started_seq=state.last_seq,
+                                       time_limit=config.time_limit(step), on_timeout=on_timeout) as lease:
+                outcome, failure = _run_step(context, state, config, lease)
+            executed += 1
+            seconds = time.monotonic() - started
+            may_continue = (budget is None or executed < budget) and not stopping()
+            try:
+                label, written, state = _write_outcome(job.job_id, state, outcome, failure, config, may_continue,
+                                                       lease)
+            except Conflict as exc:
+                # Fenced: the lease was taken over or the job was cancelled meanwhile; our result is void.
+                why = " (timed out)" if lease.timed_out else " (lease lost)" if lease.lost else ""
+                _report(report, StepReport(job.job_id, step, "fenced", seconds, f"{exc.detail}{why}"), None)
+                break
+            _report(report, StepReport(job.job_id, step, label, seconds, _describe(state, outcome, written)), outcome)
+            if outcome is not None and outcome.after is not None:
+                _after(outcome.after, job.job_id, step)
     return executed
+
+
+def new_trace_id() -> str:
+    return f"w-{uuid.uuid4().hex[:16]}"
+
+
+def _report(report, step_report: StepReport, outcome: StepOutcome | None) -> None:
+    """Log the step's line (its context is bound) and hand it to the runner (run_jobs prints it)."""
+    run_id = outcome.summary.get("run_id") if outcome is not None else None
+    log.info("step completed", extra={"outcome": step_report.outcome, "seconds": round(step_report.seconds, 3),
+                                      **({"run_id": run_id} if run_id else {})})
+    report(step_report)
 
 
 def _after(after: Callable[[], None], job_id: str, step: str) -> None:
@@ -396,8 +416,9 @@ def run_pass(config: WorkerConfig, *, job_ids=None, max_steps: int | None = None
         report(step_report)
 
     while (max_steps is None or len(summary.steps) < max_steps) and not stopping():
-        claim = claims.claim_next(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
-                                  max_attempts=config.max_attempts, job_ids=job_ids)
+        with bound_contextvars(worker_id=config.worker_id, trace_id=new_trace_id()):  # the claim's STEP_STARTED
+            claim = claims.claim_next(worker_id=config.worker_id, lease_seconds=config.lease_seconds,
+                                      max_attempts=config.max_attempts, job_ids=job_ids)
         if claim is None:
             break
         if isinstance(claim, claims.Abandoned):

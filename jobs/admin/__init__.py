@@ -2,7 +2,7 @@
 deleted through it (the services write events, the database refuses UPDATE and DELETE)."""
 from django.contrib import admin
 
-from . import jobspec, records  # noqa: F401  (registers the model admins)
+from . import jobspec, reads, records  # noqa: F401  (registers the model admins)
 
 # No delete anywhere, for anyone: the bulk delete would only meet the guard triggers' refusal.
 if "delete_selected" in dict(admin.site.actions):

@@ -9,7 +9,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from jobs import artifacts, reruns, selectors, services, spawning
+from jobs import access, artifacts, reruns, selectors, services, spawning
 from jobs.events import Actor
 from jobs.services import check_job_id
 from jobs.roles import APPROVE, OPERATE, RERUN, SPAWN, SUBMIT
@@ -153,6 +153,8 @@ class JobViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="jobs_artifact", summary="Download one artifact of a job", tags=["read"],
+        description="Every download appends one row to the access log (`GET /audit/reads`); a read that cannot be "
+                    "logged is not served: 503 `read_not_logged`. A 304 serves no bytes and is not logged.",
         parameters=[JOB_ID, OpenApiParameter("path", str, OpenApiParameter.PATH,
                                              description="as listed: e.g. outputs/runspec.json, dossier/metrics.json"),
                     IF_NONE_MATCH],
@@ -166,9 +168,13 @@ class JobViewSet(viewsets.ViewSet):
         check_job_id(job_id)
         read_query(request, http.NoQuery)
         found = artifacts.job_artifact(job_id=job_id, path=path)
-        etag = f'"{found.describe()["sha256"]}"'
-        if not_modified(request, etag):
+        described = found.describe()
+        etag = f'"{described["sha256"]}"'
+        if not_modified(request, etag):  # no bytes served: not a read the access log records
             return _tagged(HttpResponseNotModified(), etag)
+        if request.method != "HEAD":  # HEAD answers the headers only: no bytes served, nothing logged
+            access.record_read(reader=access.Reader.of(request), job_id=job_id, path=path,
+                               storage_path=found.storage_path, sha256=described["sha256"], size=described["bytes"])
         response = HttpResponse(found.data, content_type=found.content_type)
         response["Content-Disposition"] = f'inline; filename="{path.rsplit("/", 1)[-1]}"'
         return _tagged(response, etag)

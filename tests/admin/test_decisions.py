@@ -32,7 +32,8 @@ def test_approve_with_a_comment_writes_one_event_and_says_so(people):
     assert texts(response) == [f"Approved checkpoint runspec of job {job.job_id}."]
     last = JobEvent.objects.filter(job=job).latest("seq")
     assert (last.event_type, last.step, last.actor) == ("APPROVED", "runspec", {"kind": "user", "id": "rita"})
-    assert last.payload == {"comment": "looks right", "artifact_sha256": "c" * 64}
+    assert last.payload == {"comment": "looks right", "artifact_sha256": "c" * 64,
+                            "trace": {"request_id": response["X-Request-ID"]}}
     assert JobState.objects.get(job=job).status == "queued"
 
 
@@ -41,7 +42,8 @@ def test_reject_with_a_reason_ends_the_job(people):
     response = decide(session_client(people.reviewer), job, "reject", reason="wrong universe")
     assert texts(response) == [f"Rejected checkpoint runspec of job {job.job_id}; the job has ended."]
     last = JobEvent.objects.filter(job=job).latest("seq")
-    assert (last.event_type, last.payload) == ("REJECTED", {"reason": "wrong universe"})
+    assert (last.event_type, last.payload) == (
+        "REJECTED", {"reason": "wrong universe", "trace": {"request_id": response["X-Request-ID"]}})
     page = session_client(people.reviewer).get(job_page(job)).content.decode()
     assert "reason: wrong universe" in page and 'id="approve-form"' not in page
 

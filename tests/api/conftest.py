@@ -18,6 +18,12 @@ SERVERS = {
     # What the Docker image runs, with threads so that keep-alive is on.
     "gunicorn": lambda port: [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                               "--threads", "2", "--no-control-socket", "eam_site.wsgi:application"],
+    # ASGI, for the event streams: uvicorn alone, and gunicorn managing a uvicorn worker as in production.
+    "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", "eam_site.asgi:application", "--host", "127.0.0.1",
+                             "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "5"],
+    "gunicorn-asgi": lambda port: [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                                   "-k", "uvicorn_worker.UvicornWorker", "--no-control-socket",
+                                   "eam_site.asgi:application"],
 }
 
 

@@ -155,15 +155,15 @@ def test_past_the_budget_one_event_per_limit(people, spawner, policy_root, budge
         assert spawn(client, root.job_id, {"blueprint": a_blueprint(name=f"fits {i}")}).status_code == 201
 
     jobs_before = JobSpec.objects.count()
-    refused = assert_error(spawn(client, root.job_id, {"blueprint": a_blueprint(name="one too many")}), 409,
-                           "budget_exhausted")
+    response = spawn(client, root.job_id, {"blueprint": a_blueprint(name="one too many")})
+    refused = assert_error(response, 409, "budget_exhausted")
 
     expected = {"reason": reason, "limit": {reason: budget[reason]},
                 "counters": {**db_counters(root), "requested": 1, "spawned": 0}}
     assert {k: refused[k] for k in ("reason", "limit", "counters")} == expected
     assert JobSpec.objects.count() == jobs_before
     (event,) = stopped_events(root.job_id)
-    assert event["payload"] == {**expected, "manual": True}
+    assert event["payload"] == {**expected, "manual": True, "trace": {"request_id": response["X-Request-ID"]}}
     assert event["step"] is None and event["actor"] == {"kind": "user", "id": "sue"}
     assert JobState.objects.get(job_id=root.job_id).status == "done"  # a record, not a move
     assert verify_job(root.job_id) == []
@@ -233,7 +233,7 @@ def test_100_concurrent_spawns_fill_the_room_exactly(people, spawner, policy_roo
     def request(i: int) -> tuple[int, dict]:
         data = json.dumps({"blueprint": a_blueprint(name=f"concurrent {i}")}).encode()
         call = urllib.request.Request(f"{busy_server}/jobs/{root.job_id}/spawn", data=data, method="POST", headers={
-            "Authorization": f"Token {token}", "Content-Type": "application/json"})
+            "Authorization": f"Token {token}", "Content-Type": "application/json", "X-Request-ID": f"spawn-{i}"})
         try:
             with urllib.request.urlopen(call, timeout=120) as answer:
                 return answer.status, json.loads(answer.read())
@@ -252,8 +252,10 @@ def test_100_concurrent_spawns_fill_the_room_exactly(people, spawner, policy_roo
     assert JobSpec.objects.count() == jobs_before + ROOM
     assert JobSpec.objects.filter(root_job_id=root.job_id).count() == 2 + ROOM
 
-    (event,) = stopped_events(root.job_id)  # exactly one for the one limit reached
+    (event,) = stopped_events(root.job_id)  # exactly one for the one limit reached, by one of the refused requests
     root.refresh_from_db()
+    refused = {f"spawn-{i}" for i, (status, _) in enumerate(answers) if status == 409}
+    assert event["payload"].pop("trace")["request_id"] in refused
     assert event["payload"] == {"reason": "max_jobs_per_root", "limit": {"max_jobs_per_root": 2 + ROOM},
                                 "counters": {**db_counters(root), "requested": 1, "spawned": 0}, "manual": True}
     assert db_counters(root) == {"generation": 1, "children_of_parent": 1 + ROOM, "jobs_in_root": 2 + ROOM}

@@ -37,17 +37,20 @@ def test_approve_records_comment_and_reviewer_then_redirects_with_a_message(peop
     assert f"Approved runspec of job {job.job_id} with the comment “looks right”" in page
     event = JobEvent.objects.get(job_id=job.job_id, event_type="APPROVED")
     assert (event.step, event.actor, event.payload) == (
-        "runspec", {"kind": "user", "id": "rita"}, {"comment": "looks right", "artifact_sha256": SHA})
+        "runspec", {"kind": "user", "id": "rita"},
+        {"comment": "looks right", "artifact_sha256": SHA, "trace": {"request_id": response["X-Request-ID"]}})
 
 
 def test_reject_records_the_reason_and_ends_the_job(people):
     job = waiting_job(people.submitter, "reject me")
     client = session_client(people.reviewer)
-    response = client.post(reject_url(job), {"step": "runspec", "reason": "  costs are too low  "}, follow=True)
+    response = client.post(reject_url(job), {"step": "runspec", "reason": "  costs are too low  "}, follow=True,
+                           headers={"X-Request-ID": "ui-reject"})
     assert response.redirect_chain == [(f"/ui/jobs/{job.job_id}", 302)]
     assert "Rejected runspec of job" in response.content.decode()
     event = JobEvent.objects.get(job_id=job.job_id, event_type="REJECTED")
-    assert event.payload == {"reason": "costs are too low"} and event.actor["id"] == "rita"
+    assert event.payload == {"reason": "costs are too low", "trace": {"request_id": "ui-reject"}}
+    assert event.actor["id"] == "rita"
     assert JobState.objects.get(job_id=job.job_id).status == "rejected"
 
 

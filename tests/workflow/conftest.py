@@ -44,6 +44,21 @@ def kill_once_executed(env, log_path: Path, expected: list, *args) -> None:
     victim.wait(timeout=30)
 
 
+def a_run_killed_mid_step(env, log_path: Path):
+    """A tiny blueprint job, approved, whose run step's worker (`victim`, a 2 s lease) was killed mid-step."""
+    from ..builders import SUBMITTER, TINY_RUN, approve_waiting, submitted
+
+    a_snapshot(TINY_SNAPSHOT)
+    job = submitted(SUBMITTER, **TINY_RUN)
+    assert run_jobs(env, "--once").returncode == 0
+    approve_waiting([job.job_id])
+    slow_env = dict(env, EAM_STEP_EXECUTORS="run=tests.workflow.instrumented.slow",
+                    EAM_TEST_EXECUTION_LOG=str(log_path), EAM_TEST_SLOW_SECONDS="60")
+    kill_once_executed(slow_env, log_path, [(job.job_id, "run")], "--once", "--worker-id", "victim",
+                       "--lease-seconds", "2")
+    return job
+
+
 def executions(log_path: Path) -> list[tuple[str, str]]:
     """(job_id, step) per recorded execution."""
     if not log_path.exists():

@@ -8,7 +8,7 @@ import pytest
 from jobs.models import JobEvent, JobState
 
 from ..builders import SUBMITTER, TINY_RUN, TINY_SNAPSHOT, a_blueprint, a_snapshot, approve_waiting, submitted
-from .conftest import REPO_ROOT, events_of, executions, kill_once_executed, run_jobs, start_run_jobs
+from .conftest import REPO_ROOT, a_run_killed_mid_step, events_of, executions, run_jobs, start_run_jobs
 
 STEPS = ("compile", "run", "gates", "registry")
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -102,14 +102,7 @@ def test_two_overlapping_once_passes_do_not_duplicate_steps(process_env, tmp_pat
 
 
 def test_worker_killed_mid_step_is_recovered_after_its_lease(process_env, tmp_path):
-    a_snapshot(TINY_SNAPSHOT)
-    job = submitted(SUBMITTER, **TINY_RUN)
-    assert run_jobs(process_env, "--once").returncode == 0
-    approve_waiting([job.job_id])
-    log = tmp_path / "executions.log"
-    slow_env = dict(process_env, EAM_STEP_EXECUTORS="run=tests.workflow.instrumented.slow",
-                    EAM_TEST_EXECUTION_LOG=str(log), EAM_TEST_SLOW_SECONDS="60")
-    kill_once_executed(slow_env, log, [(job.job_id, "run")], "--once", "--worker-id", "victim", "--lease-seconds", "2")
+    job = a_run_killed_mid_step(process_env, tmp_path / "executions.log")
     state = JobState.objects.get(job_id=job.job_id)
     assert (state.status, state.lease_owner) == ("running", "victim")
     # a pass before the lease expires finds nothing to do; after it, the job is taken over and finished

@@ -94,7 +94,12 @@ class Command(BaseCommand):
             )
 
     def _where(self):
-        self.stdout.write(f"\nartifacts: {settings.EAM_ARTIFACT_ROOT}/jobs/<job>/ and {settings.EAM_ARTIFACT_ROOT}/dossiers/<run>/")
+        if settings.EAM_ARTIFACT_STORAGE == "s3":
+            options = settings.STORAGES["artifacts"]["OPTIONS"]
+            root = f"s3://{options['bucket_name']}/{options.get('location') or ''}".rstrip("/")
+        else:
+            root = settings.EAM_ARTIFACT_ROOT
+        self.stdout.write(f"\nartifacts: {root}/jobs/<job>/ and {root}/dossiers/<run>/")
         self.stdout.write("browse them: make serve, then http://127.0.0.1:8000/ui/jobs (log in as demo-reviewer); "
                           "also /admin/ and the API at /jobs (/api/docs)")
 

@@ -5,7 +5,8 @@ flight finish and write its result, and exits 0. A step still running after `--g
 it fails as `worker_stopped`, its lease is released with that event, and another worker takes the job on.
 
 A loop worker also writes an anchor of every job's head when it starts and every EAM_ANCHOR_SECONDS
-(jobs.anchors; none when nothing moved).
+(jobs.anchors; none when nothing moved), and every EAM_RECONCILE_SECONDS releases expired leases with an event
+(workflow.reconcile, the cheap part of `manage.py reconcile`).
 
 A loop worker that loses its database (a restart, a network cut) logs it and keeps trying, each pause longer
 than the last up to 30 s, until the database is back (`claims.retrying`).
@@ -27,6 +28,7 @@ from jobs.errors import DomainError
 from jobs.services import check_job_id
 from workflow import claims
 from workflow.orchestrator import GraceExpired, PassSummary, WorkerConfig, run_pass, step_in_flight
+from workflow.reconcile import recover_expired_leases
 
 
 class _Stop(Exception):
@@ -112,6 +114,24 @@ class Command(BaseCommand):
             if written:
                 self.stdout.write(f"anchored {anchor.doc['jobs']} job(s) in {anchor.path}")
 
+        # The first release one period after start: a worker that just started leaves an expired lease to claims.
+        reconcile_every = settings.EAM_RECONCILE_SECONDS
+        reconcile_due = time.monotonic() + reconcile_every
+
+        def reconcile_if_due():
+            nonlocal reconcile_due
+            if once or stopping or reconcile_every <= 0 or time.monotonic() < reconcile_due:
+                return
+            reconcile_due = time.monotonic() + reconcile_every
+            try:
+                recovered = recover_expired_leases(worker_id=worker_id, max_attempts=config.max_attempts)
+            except DatabaseError as exc:  # the claims recover those leases too; the next period tries again
+                self.stderr.write(f"could not release expired leases: {exc}")
+                connection.close()
+                return
+            for recovery in recovered:
+                self.stdout.write(f"lease released: {recovery.line()}")
+
         if not once:
             signal.signal(signal.SIGTERM, on_stop)
             signal.signal(signal.SIGINT, on_stop)
@@ -119,6 +139,7 @@ class Command(BaseCommand):
         try:
             while True:
                 anchor_if_due()
+                reconcile_if_due()
                 started = time.monotonic()
                 try:
                     summary = retrying(look_for_work, doing="looking for work")
