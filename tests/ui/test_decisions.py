@@ -76,7 +76,7 @@ def test_invalid_decisions_are_refused_on_the_job_page(people, url, data, status
 def test_reject_without_reason_keeps_the_form_and_marks_the_field(people):
     job = waiting_job(people.submitter, "no reason")
     text = refused(session_client(people.reviewer).post(reject_url(job), {"step": "runspec", "reason": ""}), 400,
-                   '<span class="field-error">A rejection needs a reason.</span>')
+                   '<span class="field-error" id="reject_reason_error">A rejection needs a reason.</span>')
     assert "Reject runspec" in text  # the forms are still there to try again
 
 

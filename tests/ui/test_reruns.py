@@ -80,3 +80,16 @@ def test_wrong_method_missing_csrf_and_signed_out(people, waiting_idea):
     anonymous = Client().post(rerun_url(waiting_idea), {"agent_id": "intent", "reason": "r"})
     assert anonymous.status_code == 302 and "/login" in anonymous["Location"]
     assert store_snapshot() == before
+
+
+def test_every_aria_describedby_on_the_job_page_names_an_element_of_the_page(people, waiting_idea):
+    import re
+
+    client = session_client(people.reviewer)
+    pages = [client.get(f"/ui/jobs/{waiting_idea.job_id}").content.decode(),
+             client.post(rerun_url(waiting_idea), {"agent_id": "intent"}).content.decode()]  # a form with errors
+    for page in pages:
+        ids = set(re.findall(r'\bid="([^"]+)"', page))
+        named = {name for value in re.findall(r'aria-describedby="([^"]+)"', page) for name in value.split()}
+        assert named, "no field describes itself"
+        assert named <= ids, sorted(named - ids)
