@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.fields.json import KT
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import IContains
 
 from contracts import iso, sha256_hex
 from research.models import DataSnapshot, RegistryEntry
@@ -64,14 +65,72 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list:
     return key
 
 
-def _job_cursor_after(cursor: str) -> Q:
-    created, job_id = decode_cursor(cursor, (str, str))
+def _job_cursor_after(cursor: str, order: "JobOrder") -> Q:
+    moment, job_id = decode_cursor(cursor, (str, str))
     try:
-        created_at = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput("invalid cursor", code="invalid_cursor",
                            errors=[{"path": "/cursor", "message": "not a cursor of this list"}]) from None
-    return Q(created_at__gt=created_at) | Q(created_at=created_at, job_id__gt=job_id)
+    after = "lt" if order.descending else "gt"
+    return Q(**{f"{order.key}__{after}": at}) | Q(**{order.key: at, f"job_id__{after}": job_id})
+
+
+# -- what a job is called and searched by, read inside the database (lists never load specs) ----------------
+
+def _spec_text(spec: str, *keys: str) -> KeyTextTransform:
+    """The text at `keys` inside the JSON field `spec` (a lookup such as "job__spec"); NULL where absent."""
+    *path, last = keys
+    expression = spec
+    for key in path:
+        expression = KeyTransform(key, expression)
+    return KeyTextTransform(last, expression)
+
+
+def job_title(spec: str = "job__spec") -> Coalesce:
+    """A job's title: its blueprint's `name` or its idea's `title` (NULL for a blueprint without a name)."""
+    return Coalesce(_spec_text(spec, "blueprint", "name"), _spec_text(spec, "idea", "title"))
+
+
+def job_family(spec: str = "job__spec") -> Coalesce:
+    """A job's strategy family: its blueprint's, or its idea's first preferred family (NULL when it names none:
+    the family an idea's agents chose is in their artifacts, not in the spec)."""
+    return Coalesce(_spec_text(spec, "blueprint", "strategy", "family"),
+                    _spec_text(spec, "idea", "preferred_families", "0"))
+
+
+def matching(text: str) -> Q:
+    """Jobs (JobState rows) whose title, submitter or family contains `text`, ignoring case."""
+    return (Q(IContains(job_title(), text)) | Q(IContains(F("job__submitted_by"), text))
+            | Q(IContains(job_family(), text)))
+
+
+def _waiting_since() -> Subquery:
+    """When the job began to wait at its current checkpoint: its first WAITING_APPROVAL there. Not the latest (a
+    rerun of the agent under review announces the checkpoint again) nor `updated_at` (every event moves it)."""
+    first = (JobEvent.objects.filter(job_id=OuterRef("job_id"), event_type=EventType.WAITING_APPROVAL,
+                                     step=OuterRef("waiting_step"))
+             .order_by("seq").values("recorded_at")[:1])
+    return Subquery(first)
+
+
+@dataclass(frozen=True)
+class JobOrder:
+    """A job list's order: by `key` (`created_at`, or `waiting_since` for lists of waiting jobs), then job_id,
+    both ascending or both descending. A cursor holds the last row's (key, job_id)."""
+
+    key: str = "created_at"
+    descending: bool = False
+
+    def by(self) -> tuple[str, str]:
+        sign = "-" if self.descending else ""
+        return f"{sign}{self.key}", f"{sign}job_id"
+
+
+OLDEST_FIRST = JobOrder()  # the API's order
+NEWEST_FIRST = JobOrder(descending=True)
+LONGEST_WAITING_FIRST = JobOrder("waiting_since")
+ORDER_KEYS = {"waiting_since": _waiting_since}  # keys computed per row; each is also in the row's summary
 
 
 # -- jobs ------------------------------------------------------------------------------------------------------
@@ -84,12 +143,17 @@ SUMMARY_COLUMNS = {
     "snapshot_id": "job__snapshot_id", "policy_bundle_id": "job__policy_bundle_id",
     "root_job_id": "job__root_job_id", "parent_job_id": "job__parent_job_id", "generation": "job__generation",
     "submitted_by": "job__submitted_by", "created_at": "created_at", "updated_at": "updated_at",
-    "verdict": "verdict",
+    "verdict": "verdict", "title": "title",
 }
 
 
+def _jobs():
+    """JobState rows with their title, as every read of a job's summary needs them."""
+    return JobState.objects.annotate(title=job_title())
+
+
 def _summary(row: dict) -> dict:
-    """A job's summary from a row of `JobState.objects.values(*SUMMARY_COLUMNS.values())`."""
+    """A job's summary from a row of `_jobs().values(*SUMMARY_COLUMNS.values())`."""
     summary = {name: row[lookup] for name, lookup in SUMMARY_COLUMNS.items()}
     summary["created_at"], summary["updated_at"] = iso(row["created_at"]), iso(row["updated_at"])
     return summary
@@ -98,7 +162,7 @@ def _summary(row: dict) -> dict:
 def _job_row(job_id: str, columns, **annotations) -> dict:
     """`columns` of one job's JobState row and `annotations`: one query. NotFound for an unknown or malformed id."""
     services.check_job_id(job_id)
-    row = JobState.objects.filter(job_id=job_id).annotate(**annotations).values(*columns, *annotations).first()
+    row = _jobs().filter(job_id=job_id).annotate(**annotations).values(*columns, *annotations).first()
     if row is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     return row
@@ -109,13 +173,15 @@ def job_summary(job_id: str) -> dict:
     return _summary(_job_row(job_id, SUMMARY_COLUMNS.values()))
 
 
-def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50, where: Q | None = None) -> Page:
-    """Jobs in the order they were created (created_at, job_id), `limit` at a time.
+def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50, where: Q | None = None,
+              order: JobOrder = OLDEST_FIRST) -> Page:
+    """Jobs in `order` (by default as they were created: created_at, job_id), `limit` at a time.
 
-    One query. `where` narrows the list further (the /ui queue: the jobs a reviewer may decide) with the
-    same order and cursors, so a page never repeats or skips a job.
+    One query. `where` narrows the list further (the /ui queue: the jobs a reviewer may decide; a search) with
+    the same order and cursors, so a page never repeats or skips a job.
     """
-    rows = JobState.objects.order_by("created_at", "job_id")
+    computed = {order.key: ORDER_KEYS[order.key]()} if order.key in ORDER_KEYS else {}
+    rows = _jobs().annotate(**computed).order_by(*order.by())
     if filters.status:
         rows = rows.filter(status=filters.status)
     if filters.kind:
@@ -131,16 +197,14 @@ def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50
     if where is not None:
         rows = rows.filter(where)
     if cursor:
-        rows = rows.filter(_job_cursor_after(cursor))
-    return _page(list(rows.values(*SUMMARY_COLUMNS.values())[: limit + 1]), limit)
-
-
-def _page(found: list[dict], limit: int) -> Page:
+        rows = rows.filter(_job_cursor_after(cursor, order))
+    found = list(rows.values(*SUMMARY_COLUMNS.values(), *computed)[: limit + 1])
     page = found[:limit]
     next_cursor = None
     if len(found) > limit:
-        next_cursor = encode_cursor([iso(page[-1]["created_at"]), page[-1]["job_id"]])
-    return Page(results=[_summary(row) for row in page], next_cursor=next_cursor)
+        next_cursor = encode_cursor([iso(page[-1][order.key]), page[-1]["job_id"]])
+    return Page(results=[{**_summary(row), **{key: iso(row[key]) for key in computed}} for row in page],
+                next_cursor=next_cursor)
 
 
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
@@ -231,7 +295,7 @@ def job_lineage(*, job_id: str) -> dict:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     rows = (
         JobSpec.objects.filter(root_job_id=root_job_id)
-        .annotate(title=Coalesce(KT("spec__blueprint__name"), KT("spec__idea__title")))
+        .annotate(title=job_title("spec"))
         .order_by("generation", "created_at", "job_id")
         .values("job_id", "title", "state__status", "state__verdict", "generation", "parent_job_id")
     )

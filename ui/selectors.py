@@ -1,30 +1,49 @@
 """Reads the /ui pages need beyond jobs.selectors and jobs.review (shared with the admin): the reviewer's
-queue, status counts, gate results, a spec in a few lines. Each runs a fixed number of queries; nothing
-here writes.
+queue and its count, status counts, gate results, a spec in a few lines. Each runs a fixed number of queries;
+nothing here writes.
 """
 import json
+from datetime import datetime
 
 from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from contracts import sha256_hex, validate
 from jobs import selectors, services
+from jobs.errors import InvalidInput
 from jobs.models import JobState
 from jobs.pipelines import EventType, Status
-from jobs.roles import APPROVE
+from jobs.roles import APPROVE, held_by
 from research.artifacts import read_artifact
 from research.errors import ResearchError
 from research.policies import list_policy_bundles
 
 PAGE_SIZE = 50
+SEARCH_MAX = 200  # characters of a search
 STATUSES = tuple(s.value for s in Status)
 GATE_RESULTS_FILE = "outputs/gate_results.json"
 
 
-def status_filters() -> list[tuple[str, int]]:
-    """Every status with its number of jobs, for the filter links: one query."""
-    rows = JobState.objects.order_by().values("status").annotate(n=Count("pk"))
+def status_filters(where: Q | None = None) -> list[tuple[str, int]]:
+    """Every status with its number of jobs (those `where` admits: a search, my jobs), for the filter links:
+    one query."""
+    rows = JobState.objects.filter(where or Q()).order_by().values("status").annotate(n=Count("pk"))
     counts = {row["status"]: row["n"] for row in rows}
     return [(status, counts.get(status, 0)) for status in STATUSES]
+
+
+def job_search(*, q: str, submitted_by: str | None = None) -> Q:
+    """What narrows the job list: a search (the title, submitter or family contains `q`, ignoring case) and a
+    submitter (my jobs); an empty Q when neither."""
+    if len(q) > SEARCH_MAX:
+        raise InvalidInput(f"a search is at most {SEARCH_MAX} characters", code="invalid_query")
+    where = Q()
+    if q:
+        where &= selectors.matching(q)
+    if submitted_by:
+        where &= Q(job__submitted_by=submitted_by)
+    return where
 
 
 def _relaxed_bundles() -> list[str]:
@@ -33,16 +52,35 @@ def _relaxed_bundles() -> list[str]:
             if b["valid"] and not services.four_eyes_applies(b["policy_bundle_id"])]
 
 
-def waiting_for_review(*, user, cursor: str | None, limit: int) -> selectors.Page:
-    """Jobs waiting at a checkpoint that `user` may decide (the rules of allowed_actions), paged and kept as
-    jobs.selectors.list_jobs pages every list."""
-    if not (user.is_authenticated and user.has_perm(APPROVE)):
-        return selectors.Page(results=[], next_cursor=None)
+def _decidable_by(user) -> Q:
+    """Of the jobs waiting at a checkpoint, those `user`, a reviewer, may decide: not their own where four eyes
+    applies (the rules of allowed_actions)."""
     own = Q(job__submitted_by=user.get_username())
     relaxed = _relaxed_bundles()
-    own_and_four_eyes = own & ~Q(job__policy_bundle_id__in=relaxed) if relaxed else own
-    return selectors.list_jobs(filters=selectors.JobFilters(status=Status.WAITING_APPROVAL), cursor=cursor,
-                               limit=limit, where=~own_and_four_eyes)
+    return ~(own & ~Q(job__policy_bundle_id__in=relaxed) if relaxed else own)
+
+
+def waiting_for_review(*, user, cursor: str | None, limit: int) -> selectors.Page:
+    """Jobs waiting at a checkpoint that `user` may decide, the longest waiting first, each with when it began to
+    wait (`waiting_since`) and for how long (`waited`, words), paged as jobs.selectors.list_jobs pages every list."""
+    if not (user.is_authenticated and user.has_perm(APPROVE)):
+        return selectors.Page(results=[], next_cursor=None)
+    page = selectors.list_jobs(filters=selectors.JobFilters(status=Status.WAITING_APPROVAL), cursor=cursor,
+                               limit=limit, where=_decidable_by(user), order=selectors.LONGEST_WAITING_FIRST)
+    moment = timezone.now()
+    for job in page.results:
+        since = job["waiting_since"]
+        job["waited"] = timesince(datetime.fromisoformat(since), moment) if since else None
+    return page
+
+
+def waiting_count(user) -> int:
+    """How many jobs `waiting_for_review` lists for `user`: one query (the permission is read in it), none for
+    an anonymous visitor."""
+    if not user.is_authenticated:
+        return 0
+    return (JobState.objects.filter(status=Status.WAITING_APPROVAL).filter(_decidable_by(user))
+            .filter(held_by(user, APPROVE)).count())
 
 
 # -- one job -----------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import decisions, views
+from . import decisions, registry_pages, views
 
 app_name = "ui"
 
@@ -17,4 +17,6 @@ urlpatterns = [
     path("jobs/<str:job_id>/reject", decisions.Reject.as_view(), name="reject"),
     path("jobs/<str:job_id>/rerun", decisions.Rerun.as_view(), name="rerun"),
     path("runs/<str:run_id>", views.run_detail, name="run"),
+    path("registry", registry_pages.registry_list, name="registry"),
+    path("snapshots", registry_pages.snapshot_list, name="snapshots"),
 ]

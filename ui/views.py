@@ -4,7 +4,8 @@ Reads go through jobs.selectors, research.runs (a run's dossier) and ui.selector
 ui.decisions. Every id in a URL is checked against its allowlist before any lookup, and a domain error (or a
 research error a read can meet) is a page with its status, never a 500.
 """
-from functools import wraps
+from functools import cache, wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -24,7 +25,14 @@ from .checkpoints import checkpoint_review
 from .forms import RejectForm, RerunForm, approve_form_for
 
 
+def with_navigation(request) -> None:
+    """What base.html's navigation needs beyond the user: how many jobs wait for them (`ui_waiting_count`), read
+    only if the page draws it (one query). Set by `reader`, `render_job`, `error_page` and the logout page."""
+    request.ui_waiting_count = cache(lambda: pages.waiting_count(request.user))  # a template calls it
+
+
 def error_page(request, error: DomainError):
+    with_navigation(request)
     return render(request, "ui/error.html", {"error": error}, status=error.status)
 
 
@@ -35,6 +43,7 @@ def reader(view):
     def read(request, *args, **kwargs):
         if not (settings.EAM_PUBLIC_READ or request.user.is_authenticated):
             return redirect_to_login(request.get_full_path())
+        with_navigation(request)
         try:
             return view(request, *args, **kwargs)
         except DomainError as error:
@@ -48,26 +57,44 @@ def reader(view):
     return read
 
 
-def _list_page(request, *, title: str, page: selectors.Page, filters=None, status: str | None = None, intro: str = ""):
+def _list_page(request, *, title: str, page: selectors.Page, order: str, filters=None, status: str | None = None,
+               intro: str = "", search: dict | None = None, queue: bool = False):
+    """A list of jobs; `search` ({"q", "mine"}: the job list) is kept by its filter and page links; a `queue`
+    shows how long each job has waited."""
+    kept = urlencode({name: value for name, value in (search or {}).items() if value})
     return render(request, "ui/job_list.html", {
         "title": title,
         "intro": intro,
-        "jobs": page.results,  # each with its verdict (from the projection)
+        "order": order,
+        "jobs": page.results,  # each with its title and verdict (from the projection)
         "next_cursor": page.next_cursor,
         "paged": bool(request.GET.get("cursor")),
         "status": status,
         "filters": filters,
+        "search": search,
+        "queue": queue,
+        "kept": kept,  # the search, for the status links
+        "query": "&".join(part for part in (f"status={status}" if status else "", kept) if part),  # for paging
     })
 
 
 @reader
 def job_list(request):
+    """Every job, newest first; `status=`, a search (`q=`: title, submitter, family) and `mine=1` (the jobs the
+    signed-in user submitted) narrow it, the status counts with it."""
     status = request.GET.get("status") or None
     if status is not None and status not in pages.STATUSES:
         raise InvalidInput(f"unknown status {status!r}: one of {', '.join(pages.STATUSES)}", code="invalid_status")
+    q = request.GET.get("q", "").strip()
+    mine = request.GET.get("mine") == "1"
+    if mine and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    where = pages.job_search(q=q, submitted_by=request.user.get_username() if mine else None)
     page = selectors.list_jobs(filters=selectors.JobFilters(status=status), cursor=request.GET.get("cursor"),
-                               limit=pages.PAGE_SIZE)
-    return _list_page(request, title="Jobs", page=page, filters=pages.status_filters(), status=status)
+                               limit=pages.PAGE_SIZE, where=where, order=selectors.NEWEST_FIRST)
+    return _list_page(request, title="My jobs" if mine else "Jobs", page=page, order="newest first",
+                      filters=pages.status_filters(where), status=status,
+                      search={"q": q, "mine": "1" if mine else ""})
 
 
 @reader
@@ -75,13 +102,15 @@ def waiting_list(request):
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     page = pages.waiting_for_review(user=request.user, cursor=request.GET.get("cursor"), limit=pages.PAGE_SIZE)
-    intro = ("Jobs waiting at a checkpoint that you may decide." if request.user.has_perm(pages.APPROVE)
-             else "You are not a reviewer: no checkpoint waits for you.")
-    return _list_page(request, title="Waiting for me", page=page, intro=intro)
+    intro = ("Jobs waiting at a checkpoint that you may decide, the longest waiting first."
+             if request.user.has_perm(pages.APPROVE) else "You are not a reviewer: no checkpoint waits for you.")
+    return _list_page(request, title="Waiting for me", page=page, order="longest waiting first", intro=intro,
+                      queue=True)
 
 
 def render_job(request, job_id: str, *, status: int = 200, approve_form=None, reject_form=None, rerun_form=None):
     """The job's page; a refused decision renders it again with the refusal's status and the posted form."""
+    with_navigation(request)
     detail = selectors.job_detail(job_id=job_id, user=request.user)
     step = detail["waiting_step"]
     approve_form = approve_form or approve_form_for(initial={"step": step, "artifact_sha256": detail["review_sha256"]})
@@ -163,6 +192,7 @@ class LogoutView(auth_views.LogoutView):
     next_page = "ui:login"
 
     def get(self, request, *args, **kwargs):
+        with_navigation(request)
         return render(request, self.template_name)
 
     def post(self, request, *args, **kwargs):

@@ -7,3 +7,6 @@ from . import jobspec, reads, records  # noqa: F401  (registers the model admins
 # No delete anywhere, for anyone: the bulk delete would only meet the guard triggers' refusal.
 if "delete_selected" in dict(admin.site.actions):
     admin.site.disable_action("delete_selected")
+
+# "View site" leads to the reviewer pages, the site's front door for people.
+admin.site.site_url = "/ui/jobs"

@@ -1,9 +1,9 @@
 """The job list and the job page, where reviewers decide checkpoints.
 
-Status, waiting step and verdict come from the JobState projection; Approve, Reject and the bulk action call `jobs.services` and nothing else.
+Status, waiting step and verdict come from the JobState projection; Approve, Reject and the bulk action
+(`bulk`) call `jobs.services` and nothing else. The gate results and the run link are the /ui job page's reads.
 """
 import json
-from collections import defaultdict
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -21,8 +21,10 @@ from jobs.errors import DomainError, InvalidInput, NotFound
 from jobs.models import JobSpec
 from jobs.roles import APPROVE
 from research.models import RegistryEntry
+from ui import selectors as pages
 from ui.checkpoints import checkpoint_review
 
+from . import bulk
 from .base import RecordAdmin
 
 NO_VERDICT = "none"
@@ -44,13 +46,9 @@ class VerdictFilter(admin.SimpleListFilter):
         return queryset
 
 
-def jobs_phrase(outcomes) -> str:
-    return f"{len(outcomes)} job{'' if len(outcomes) == 1 else 's'}"
-
-
 @admin.register(JobSpec)
 class JobSpecAdmin(RecordAdmin):
-    list_display = ("job_id", "status", "kind", "waiting_step", "verdict", "submitted_by", "created_at")
+    list_display = ("job_id", "status", "kind", "waiting_step", "verdict", "title", "submitted_by", "created_at")
     list_filter = (
         "state__status", "kind", "state__waiting_step", VerdictFilter, "submitted_by",
         ("created_at", admin.DateFieldListFilter),
@@ -60,8 +58,12 @@ class JobSpecAdmin(RecordAdmin):
     actions = ("approve_pending",)
     job_page_template = "admin/jobs/jobspec/job_page.html"
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("state")
+    def get_queryset(self, request):  # the title read in the database, as every job list reads it
+        return super().get_queryset(request).select_related("state").annotate(spec_title=selectors.job_title("spec"))
+
+    @admin.display(description="title", ordering="spec_title", empty_value="—")
+    def title(self, job):
+        return job.spec_title
 
     def has_approve_permission(self, request):
         return request.user.has_perm(APPROVE)
@@ -82,23 +84,7 @@ class JobSpecAdmin(RecordAdmin):
 
     @admin.action(description="Approve pending checkpoint", permissions=["approve"])
     def approve_pending(self, request, queryset):
-        outcomes = defaultdict(list)
-        for outcome in services.approve_pending(jobs=list(queryset), actor=Actor.user(request.user)):
-            outcomes[outcome.kind].append(outcome)
-        if approved := outcomes[services.APPROVED]:
-            listed = ", ".join(f"{o.step} of job {o.job_id}" for o in approved)
-            self.message_user(request, f"Approved the pending checkpoint of {jobs_phrase(approved)}: {listed}.",
-                              messages.SUCCESS)
-        if idle := outcomes[services.NOT_WAITING]:
-            listed = ", ".join(f"{o.job_id} ({o.status})" for o in idle)
-            self.message_user(request, f"Not waiting at a checkpoint, nothing done for {jobs_phrase(idle)}: {listed}.",
-                              messages.WARNING)
-        if own := outcomes[services.FOUR_EYES]:
-            listed = ", ".join(f"{o.job_id} ({o.step})" for o in own)
-            self.message_user(request, f"Four eyes: you submitted {jobs_phrase(own)}, another reviewer must "
-                                       f"approve: {listed}.", messages.WARNING)
-        for refused in outcomes[services.REFUSED]:
-            self.message_user(request, f"Job {refused.job_id} not approved: {refused.detail}", messages.ERROR)
+        return bulk.approve_pending(self, request, queryset)
 
     # -- the job page ------------------------------------------------------------------------------------------
 
@@ -124,10 +110,13 @@ class JobSpecAdmin(RecordAdmin):
             "events": review.timeline(job.job_id),
             "artifacts": review.artifact_links(detail),
             "review": checkpoint_review(detail),
+            "gates": pages.gate_results(detail),
+            "has_run": pages.run_completed(detail),
             "may_decide": detail["can_approve"] or detail["can_reject"],
             "approve_url": reverse("admin:jobs_jobspec_approve", args=[quote(job.job_id)]),
             "reject_url": reverse("admin:jobs_jobspec_reject", args=[quote(job.job_id)]),
             "api_url": reverse("job-detail", kwargs={"job_id": job.job_id}),
+            "ui_url": reverse("ui:job", args=[job.job_id]),
             "events_url": reverse("admin:jobs_jobevent_changelist") + "?" + urlencode({"q": job.job_id}),
             **(extra_context or {}),
         }

@@ -28,6 +28,7 @@ class BudgetExhaustedResponse(ErrorResponse):
 
 class JobSummary(serializers.Serializer):
     job_id = serializers.CharField()
+    title = serializers.CharField(allow_null=True, help_text="the blueprint's name or the idea's title")
     kind = serializers.ChoiceField(choices=KIND_CHOICES)
     status = serializers.ChoiceField(choices=STATUS_CHOICES)
     waiting_step = serializers.CharField(allow_null=True)

@@ -70,7 +70,7 @@ def test_bulk_approve_reports_per_job(people):
 
     # when the reviewer runs the bulk action on all three
     response = session_client(people.reviewer).post(ADMIN, {
-        "action": "approve_pending", "index": 0,
+        "action": "approve_pending", "index": 0, "post": "yes",
         ACTION_CHECKBOX_NAME: [waiting.job_id, idle.job_id, own.job_id],
     })
 

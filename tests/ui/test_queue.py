@@ -58,16 +58,18 @@ def test_queue_matches_what_each_person_may_decide(people, relaxed_bundle, setti
     assert queue_of(people.nobody) == [] and queue_of(people.operator) == []
 
 
-@pytest.mark.parametrize("base", ["/ui/jobs/waiting-for-me?", "/ui/jobs?status=waiting_approval&"])
-def test_lists_page_with_a_cursor(people, monkeypatch, base):
+@pytest.mark.parametrize("base, newest_first", [("/ui/jobs/waiting-for-me?", False),
+                                                 ("/ui/jobs?status=waiting_approval&", True)])
+def test_lists_page_with_a_cursor(people, monkeypatch, base, newest_first):
     monkeypatch.setattr("ui.selectors.PAGE_SIZE", 2)
     submitted(people.submitter, "not waiting")
     jobs = [waiting_job(people.submitter, f"paged-{i}").job_id for i in range(5)]
+    order = jobs[::-1] if newest_first else jobs  # the queue: the longest waiting first
     client = session_client(people.reviewer)
     pages, url = [], base
     while url:
         html = client.get(url).content.decode()
-        pages.append([j for j in jobs if j in html])
+        pages.append([j for j in order if j in html])
         cursor = re.search(r'cursor=([^"]+)" rel="next"', html)
         url = f"{base}cursor={cursor.group(1)}" if cursor else None
-    assert pages == [jobs[0:2], jobs[2:4], jobs[4:5]]
+    assert pages == [order[0:2], order[2:4], order[4:5]]
