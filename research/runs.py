@@ -13,7 +13,7 @@ from contracts import iso
 
 from .artifacts import read_artifact
 from .dossier import dossier_root
-from .errors import ArtifactNotFound, HoldoutHidden, InvalidRunId, RunNotFound, SegmentNotFound
+from .errors import ArtifactNotFound, DossierError, HoldoutHidden, InvalidRunId, RunNotFound, SegmentNotFound
 from .models import RegistryEntry
 
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")  # the first 12 hex characters of the runspec's sha256
@@ -143,3 +143,22 @@ def _cell(value: str, kind: str):
     if not math.isfinite(number):
         return None
     return int(number) if kind == "int" else number
+
+
+def run_oos_curve(*, run_id: str) -> dict | None:
+    """The stitched out-of-sample curve (oos_curve.csv: the test segments end to end, strategy and benchmark),
+    or None for a dossier that has none. Every date must lie in a test segment, so no holdout bar is ever read
+    out: a file that reaches past them is refused (HoldoutHidden), not trimmed."""
+    check_run_id(run_id)
+    summary = _dossier_json(run_id, "segments_summary.json")
+    try:
+        table = _csv_table(_read(run_id, "oos_curve.csv", "oos_curve.csv"))
+    except ArtifactNotFound:
+        return None
+    tests = [(s["start"], s["end"]) for s in summary.get("segments", []) if s.get("role") == "test"]
+    if table["rows"] and "date" not in table["columns"]:
+        raise DossierError("oos_curve.csv has no date column")
+    dates = [row[table["columns"].index("date")] for row in table["rows"]]
+    if any(not isinstance(d, str) or not any(start <= d <= end for start, end in tests) for d in dates):
+        raise HoldoutHidden("the stitched curve reaches outside the test segments")
+    return table

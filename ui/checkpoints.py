@@ -8,6 +8,7 @@ then says what is wrong instead of showing anything from the file.
 import csv
 import io
 import json
+from datetime import date
 
 from django.urls import reverse
 
@@ -17,6 +18,9 @@ from jobs.pipelines import EventType
 from jobs.review import api_artifact_path
 from research.artifacts import read_artifact
 from research.errors import ResearchError
+from research.policies import load_policy_bundle
+
+from .diffs import runspec_comparison
 
 TRACE_SUMMARY = "summary.json"  # beside trace.csv; its sha256 is the one its result event recorded
 
@@ -81,13 +85,40 @@ def _strategy_spec(doc: dict) -> dict:
     }
 
 
-def _runspec(doc: dict) -> dict:
+def segment_timeline(segments: list[dict]) -> list[dict]:
+    """Each segment with where its bar starts and how wide it is, in percent of the span from the first start to
+    the last end (by calendar days); empty when a date cannot be read."""
+    try:
+        spans = [(date.fromisoformat(s["start"]), date.fromisoformat(s["end"])) for s in segments]
+    except (KeyError, TypeError, ValueError):
+        return []
+    if not spans:
+        return []
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
+    days = max((last - first).days, 1)
+    return [{**s, "left": round(100 * (a - first).days / days, 2),
+             "width": max(round(100 * (b - a).days / days, 2), 0.5)} for s, (a, b) in zip(segments, spans)]
+
+
+def policy_gates(policy_bundle_id: str, runspec_sha256: str | None) -> dict:
+    """The gates of the job's policy bundle (id, metric, operator, threshold, description), and whether the
+    bundle is still the one the runspec was compiled with; `problem` when it cannot be read."""
+    try:
+        bundle, sha256 = load_policy_bundle(policy_bundle_id)
+    except ResearchError as exc:
+        return {"policy_bundle_id": policy_bundle_id, "problem": str(exc)}
+    return {"policy_bundle_id": policy_bundle_id, "sha256": sha256, "gates": bundle.get("gates") or [],
+            "changed": bool(runspec_sha256) and runspec_sha256 != sha256}
+
+
+def _runspec(doc: dict, detail: dict) -> dict:
     segments = (doc.get("segments") or {}).get("list") or []
+    data = doc.get("data") or {}
     return {
         "tables": [
             {"caption": "Strategy", "rows": _strategy_rows(doc.get("strategy") or {})},
             {"caption": "Universe and data", "rows": [("symbols", ", ".join((doc.get("universe") or {}).get("symbols") or [])),
-                                                      *_flat(doc.get("data") or {}), *_flat(doc.get("warmup") or {}, "warmup.")]},
+                                                      *_flat(data), *_flat(doc.get("warmup") or {}, "warmup.")]},
             {"caption": "Costs", "rows": _flat(doc.get("costs") or {})},
             {"caption": "Evaluation and execution", "rows": [*_flat(doc.get("evaluation") or {}),
                                                              *_flat(doc.get("execution") or {}, "execution.")]},
@@ -98,6 +129,9 @@ def _runspec(doc: dict) -> dict:
                                                       *_flat(doc.get("policy") or {})]},
         ],
         "segments": segments,
+        "timeline": segment_timeline(segments),
+        "gates": policy_gates(detail["policy_bundle_id"], (doc.get("policy") or {}).get("policy_bundle_sha256")),
+        "comparison": runspec_comparison(detail, doc),
     }
 
 
@@ -139,7 +173,8 @@ def _proposal(proposal: dict) -> dict:
 
 def checkpoint_review(detail: dict) -> dict | None:
     """What the checkpoint the job waits at reviews, or None when it waits at none: one query (the waiting
-    event), one read of the artifact, and for the trace preview one of its summary."""
+    event), one read of the artifact, and for the trace preview one of its summary; for a runspec one more
+    query and read, those of the runspec it is compared with."""
     step, sha256 = detail["waiting_step"], detail["review_sha256"]
     if detail["status"] != "waiting_approval" or not step:
         return None
@@ -172,7 +207,7 @@ def checkpoint_review(detail: dict) -> dict | None:
     if step == "strategy_spec":
         return {**review, "strategy_spec": _strategy_spec(doc)}
     if step == "runspec":
-        return {**review, "runspec": _runspec(doc)}
+        return {**review, "runspec": _runspec(doc, detail)}
     if step == "improvements":
         return {**review, "improvements": {
             "diagnosis": doc.get("diagnosis") or {},

@@ -20,9 +20,10 @@ from research import runs
 from research.errors import ResearchError
 
 from . import selectors as pages
-from .charts import equity_chart
+from .charts import comparison_chart, equity_chart, run_charts
 from .checkpoints import checkpoint_review
 from .forms import RejectForm, RerunForm, approve_form_for
+from .templatetags.ui_format import METRIC_LABELS
 
 
 def with_navigation(request) -> None:
@@ -157,16 +158,18 @@ def job_detail(request, job_id):
 
 @reader
 def run_detail(request, run_id):
+    """The run's overview (the stitched out-of-sample record, drawn) or, with ?segment=, one segment."""
     run = runs.run_detail(run_id=run_id)
-    segments = run["segments"]
-    default = next((s["segment_id"] for s in segments if s["has_curve"]), segments[0]["segment_id"] if segments else None)
-    segment_id = request.GET.get("segment") or default
-    segment, chart = None, None
-    if segment_id is not None:
+    segment_id = request.GET.get("segment")
+    segment, chart, overview = None, None, None
+    if segment_id:
         segment = runs.run_segment(run_id=run_id, segment_id=segment_id)  # what the segment shows (a holdout: metrics)
         if "curve" in segment:
             chart = _chart(segment["curve"])
-    return render(request, "ui/run_detail.html", {"run": run, "segment": segment, "chart": chart})
+    else:
+        overview = run_charts(run["segments"], runs.run_oos_curve(run_id=run_id))
+    return render(request, "ui/run_detail.html", {"run": run, "segment": segment, "chart": chart,
+                                                  "overview": overview})
 
 
 def _chart(curve: dict):
@@ -175,6 +178,30 @@ def _chart(curve: dict):
         return None
     d, e = columns.index("date"), columns.index("equity")
     return equity_chart([row[d] for row in curve["rows"]], [row[e] for row in curve["rows"]])
+
+
+@reader
+def run_compare(request):
+    """Two runs side by side (?a=&b=): their out-of-sample metrics with the difference, both stitched curves."""
+    ids = [request.GET.get(name, "") for name in ("a", "b")]
+    if not all(ids):
+        raise InvalidInput("name two runs to compare: ?a=<run_id>&b=<run_id>", code="invalid_run_id")
+    a, b = (runs.run_detail(run_id=run_id) for run_id in ids)
+    oos_a, oos_b = a["metrics"]["oos"], b["metrics"]["oos"]
+    rows = [{"key": key, "label": label, "a": oos_a.get(key), "b": oos_b.get(key),
+             "difference": _difference(oos_a.get(key), oos_b.get(key))}
+            for key, label in METRIC_LABELS.items() if _number(oos_a.get(key)) or _number(oos_b.get(key))]
+    chart = comparison_chart([(f"A {a['run_id']}", runs.run_oos_curve(run_id=a["run_id"])),
+                              (f"B {b['run_id']}", runs.run_oos_curve(run_id=b["run_id"]))])
+    return render(request, "ui/run_compare.html", {"a": a, "b": b, "rows": rows, "chart": chart})
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _difference(a, b):
+    return b - a if _number(a) and _number(b) else None
 
 
 # The next pages are set here, not in LOGIN_REDIRECT_URL / LOGOUT_REDIRECT_URL, which the admin reads too.

@@ -62,7 +62,7 @@ def test_the_registry_shows_a_real_trial_with_its_links_and_headline_metrics(peo
     assert f'href="/ui/jobs/{job.job_id}"' in page and f'href="/ui/runs/{run_id}"' in page
     oos = entry.metrics["oos"]
     assert f"{100 * oos['total_return']:.2f}%" in page and f"{100 * oos['max_drawdown']:.2f}%" in page
-    assert f"{oos['sharpe']:.4g}" in page
+    assert f"{oos['sharpe']:.2f}" in page
     assert f"<code>{entry.snapshot_id}</code>" in page and f"<code>{entry.policy_bundle_id}</code>" in page
     assert f'class="verdict verdict-{entry.verdict.lower()}"' in page
     assert '<caption id="registry-caption"' in page and 'scope="col"' in page and 'scope="row"' in page

@@ -54,11 +54,49 @@ def num(value) -> str:
     return str(value)
 
 
+# Ratios, written with a fixed number of decimals so that a column of them lines up.
+RATIO_METRICS = frozenset({"sharpe", "sortino", "calmar", "beta", "information_ratio", "profit_factor", "skew",
+                           "kurtosis", "psr", "t_stat"})
+RATIO_DECIMALS = 2
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@register.filter
+def percent(value) -> str:
+    """A fraction in percent with two decimals: 0.1234 -> 12.34%; anything else as `num` writes it."""
+    return f"{100 * value:.2f}%" if _is_number(value) else num(value)
+
+
+@register.filter
+def ratio(value) -> str:
+    """A ratio with RATIO_DECIMALS decimals: 1.23456 -> 1.23; anything else as `num` writes it."""
+    return f"{value:.{RATIO_DECIMALS}f}" if _is_number(value) else num(value)
+
+
 @register.filter
 def metric(value, key: str) -> str:
-    if key in PERCENT_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{100 * value:.2f}%"
+    """A metric as the pages write it: returns and drawdowns (every fraction) in percent, ratios with a fixed
+    number of decimals, the rest as `num`."""
+    if key in PERCENT_METRICS:
+        return percent(value)
+    if key in RATIO_METRICS:
+        return ratio(value)
     return num(value)
+
+
+@register.filter
+def metric_difference(value, key: str) -> str:
+    """A difference of two values of a metric, signed: fractions in percentage points (+1.20 pp)."""
+    if not _is_number(value):
+        return num(value)
+    if key in PERCENT_METRICS:
+        return f"{100 * value:+.2f} pp"
+    if key in RATIO_METRICS:
+        return f"{value:+.{RATIO_DECIMALS}f}"
+    return f"{value:+,}" if isinstance(value, int) else f"{value:+.4g}"
 
 
 @register.filter
