@@ -343,17 +343,20 @@ class Outcome:
     detail: str
 
 
-def approve_pending(*, jobs: list[JobSpec], actor: Actor, comment: str = "") -> list[Outcome]:
+def approve_pending(*, jobs: list[JobSpec], actor: Actor, comment: str = "",
+                    reviewed: dict[str, str] | None = None) -> list[Outcome]:
     """Approve the checkpoint each job (with its state loaded) waits at; one outcome per job, in the order
     given. `status` and `step` are as read; `approve` decides every case against the state it reads itself,
-    so a checkpoint that changed since is refused, never approved unseen.
+    so a checkpoint that changed since is refused, never approved unseen. `reviewed` maps a job id to the sha256
+    the reviewer was shown: another one under review now (an agent rerun meanwhile) is refused as stale.
     """
     outcomes = []
     for job in jobs:
         state = job.state
         step = state.waiting_step or ""
         try:
-            approve(job_id=job.job_id, step=step, actor=actor, comment=comment)
+            approve(job_id=job.job_id, step=step, actor=actor, comment=comment,
+                    artifact_sha256=(reviewed or {}).get(job.job_id) or None)
         except DomainError as failure:
             kind = {"not_waiting": NOT_WAITING, "four_eyes": FOUR_EYES}.get(failure.code, REFUSED)
             outcomes.append(Outcome(job.job_id, kind, step or None, state.status, failure.detail))

@@ -11,6 +11,7 @@ from jobs.events import Actor
 
 CONFIRMATION_TEMPLATE = "admin/jobs/jobspec/approve_pending_confirmation.html"
 CONFIRMED = "yes"
+REVIEWED = "reviewed_"  # + job id: the sha256 the confirmation page showed under review
 COMMENT_MAX_LENGTH = 4000
 
 
@@ -23,8 +24,10 @@ def approve_pending(model_admin, request, queryset):
     jobs = list(queryset)
     if request.POST.get("post") != CONFIRMED:
         return confirmation_page(model_admin, request, jobs)
+    # What the confirmation page showed under review: a checkpoint announced again since is a stale review.
+    reviewed = {job.job_id: request.POST.get(f"{REVIEWED}{job.job_id}", "") for job in jobs}
     outcomes = services.approve_pending(jobs=jobs, actor=Actor.user(request.user),
-                                        comment=request.POST.get("comment", "").strip())
+                                        comment=request.POST.get("comment", "").strip(), reviewed=reviewed)
     report(model_admin, request, outcomes)
     return None  # the admin redirects to the list, where the messages show
 
@@ -41,6 +44,7 @@ def confirmation_page(model_admin, request, jobs) -> TemplateResponse:
         "action": request.POST.get("action", "approve_pending"),
         "comment_max_length": COMMENT_MAX_LENGTH,
         "confirmed": CONFIRMED,
+        "reviewed_prefix": REVIEWED,
     })
 
 

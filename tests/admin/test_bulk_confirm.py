@@ -115,3 +115,21 @@ def test_only_reviewers_see_the_confirmation(people):
         assert response.status_code in (200, 302)
         assert b"Yes, approve" not in response.content
     assert store_snapshot() == before
+
+
+def test_a_checkpoint_announced_again_since_the_page_was_shown_is_refused_as_stale(people):
+    # given the confirmation page, which posts back the sha256 it showed under review for each job
+    job = waiting_job(people.submitter, "stale-bulk")
+    client = session_client(people.reviewer)
+    page = bulk(client, [job], index=0).content.decode()
+    assert f'name="reviewed_{job.job_id}" value="{SHA_A}"' in page
+    before = store_snapshot()
+
+    # when the reviewer confirms with a sha256 that is no longer the one under review
+    response = bulk(client, [job], post="yes", **{f"reviewed_{job.job_id}": "b" * 64})
+
+    # then the job is not approved, the message says it was stale, and nothing is written
+    assert response.status_code == 302
+    [message] = texts(response)
+    assert message.startswith(f"Job {job.job_id} not approved: stale review")
+    assert store_snapshot() == before
