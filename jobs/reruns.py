@@ -6,7 +6,6 @@ rebuild them byte for byte (`manage.py rebuild_rerun_state`).
 A rerun never touches an earlier artifact: its files go to `outputs/agents/<agent_id>/reruns/<rerun_id>/`, the
 log only grows (`research.artifacts.extend_artifact`), and the state file is derived, recorded by no event.
 """
-import json
 
 from contracts import canonical_json, content_id, sha256_hex
 from research.agents import load_prompt
@@ -71,7 +70,7 @@ def request_rerun(*, job_id: str, agent_id, actor: Actor, reason, prompt_version
                            "at a checkpoint or has ended", code="step_in_progress")
         if state.status not in TERMINAL_STATUSES and state.status != Status.WAITING_APPROVAL:
             raise Conflict(f"job {job.job_id} is in error: retry or cancel it first", code="job_in_error")
-        rows = _rerun_rows(job.job_id)
+        rows = rerun_rows(job.job_id)
         if not any(AGENT_RESULTS.get(row.event_type) == agent_id for row in rows):
             raise Conflict(f"agent {agent_id} has not run in job {job.job_id}", code="agent_not_run")
         if any(pending["agent_id"] == agent_id for pending in state.reruns or ()):
@@ -97,13 +96,11 @@ def pinned_version(job_id: str, agent_id: str) -> str:
 
 # -- what the events say ------------------------------------------------------------------------------------------
 
-def _rerun_rows(job_id: str, up_to_seq: int | None = None) -> list[JobEvent]:
+def rerun_rows(job_id: str) -> list[JobEvent]:
     """The events reruns are read from, in seq order (one query): agent results, and the rerun lane's requests,
     starts, failures and completions."""
     lane = [EventType.RERUN_REQUESTED, EventType.RERUN_COMPLETED, EventType.STEP_STARTED, EventType.STEP_FAILED]
     rows = JobEvent.objects.filter(job_id=job_id, event_type__in=[*AGENT_RESULTS, *lane])
-    if up_to_seq is not None:
-        rows = rows.filter(seq__lte=up_to_seq)
     return [row for row in rows.order_by("seq") if row.event_type in AGENT_RESULTS or row.step == RERUN_STEP
             or row.event_type in (EventType.RERUN_REQUESTED, EventType.RERUN_COMPLETED)]
 
@@ -114,17 +111,17 @@ def pending_rerun(job_id: str) -> dict:
     if not state.reruns:
         raise Conflict(f"job {job_id} has no agent rerun pending", code="no_rerun_pending")
     rerun_id = state.reruns[0]["rerun_id"]
-    for row in _rerun_rows(job_id):
+    for row in rerun_rows(job_id):
         if row.event_type == EventType.RERUN_REQUESTED and row.payload["rerun_id"] == rerun_id:
             return row.payload
     raise Conflict(f"job {job_id} records no request of rerun {rerun_id}", code="no_rerun_pending")
 
 
-def current_outputs(job_id: str) -> dict[str, dict]:
+def current_outputs(rows: list[JobEvent]) -> dict[str, dict]:
     """Each agent's output now, agents in the order they ran: {output_sha256, rerun_id (None for the pipeline's own
     run)}, from its latest completed run, the pipeline's or a rerun's."""
     current = {}
-    for row in _rerun_rows(job_id):
+    for row in rows:
         if row.event_type in AGENT_RESULTS:
             current[AGENT_RESULTS[row.event_type]] = {
                 "output_sha256": (row.payload.get("summary") or {}).get("output_sha256"), "rerun_id": None}
@@ -155,11 +152,11 @@ def failure_facts(payload: dict, rerun_id: str, agent_id: str) -> dict:
             "message": payload.get("message")}
 
 
-def log_lines(job_id: str, up_to_seq: int | None = None) -> list[tuple[str, dict]]:
-    """(kind, facts) of every line rerun_log.jsonl holds after the events up to `up_to_seq`: a request, a
-    completion, or a failure (a rerun that failed for good)."""
+def log_lines(rows: list[JobEvent]) -> list[tuple[str, dict]]:
+    """(kind, facts) of every line rerun_log.jsonl holds after `rows` (`rerun_rows`): a request, a completion, or a
+    failure (a rerun that failed for good)."""
     lines, agents, head = [], {}, None
-    for row in _rerun_rows(job_id, up_to_seq):
+    for row in rows:
         if row.event_type == EventType.RERUN_REQUESTED:
             lines.append(("request", request_facts(row.payload, row.seq)))
             agents[row.payload["rerun_id"]] = row.payload["agent_id"]
@@ -182,11 +179,13 @@ def log_bytes(lines: list[tuple[str, dict]]) -> bytes:
     return b"".join(out)
 
 
-def rerun_state(job_id: str) -> dict:
+def rerun_state(job_id: str, rows: list[JobEvent] | None = None) -> dict:
     """rerun_state.json: per agent that has run, its current output sha256 and the latest rerun; the reruns pending;
-    counts. Derived from the rerun events only, so a rebuild gives the same bytes whatever else happened since."""
+    counts. Derived from the rerun events only (`rows`, read here if not given), so a rebuild gives the same bytes
+    whatever else happened since."""
+    rows = rerun_rows(job_id) if rows is None else rows
     agents, pending, counts = {}, {}, {"requested": 0, "completed": 0, "failed": 0}
-    for kind, facts in log_lines(job_id):
+    for kind, facts in log_lines(rows):
         counts[{"request": "requested", "completion": "completed", "failure": "failed"}[kind]] += 1
         if kind == "request":
             pending[facts["rerun_id"]] = facts
@@ -198,25 +197,23 @@ def rerun_state(job_id: str) -> dict:
                            "prompt_version": request.get("prompt_version"), "reason": request.get("reason"),
                            "requester": request.get("requester"), "changed": facts.get("changed"),
                            "output_sha256": facts.get("output_sha256")}
-    for agent_id, current in current_outputs(job_id).items():
+    for agent_id, current in current_outputs(rows).items():
         agents.setdefault(agent_id, {"reruns": 0})["current_output_sha256"] = current["output_sha256"]
     return {"schema": RERUN_STATE_SCHEMA, "job_id": job_id, "agents": agents, "counts": counts,
             "pending": [{"rerun_id": r["rerun_id"], "agent_id": r["agent_id"]} for r in pending.values()]}
 
 
-def rerun_state_bytes(job_id: str) -> bytes:
-    return json_bytes(rerun_state(job_id))
-
-
-def log_entries(job_id: str) -> list[dict]:
-    """The job's rerun log as documents (for pages): each line parsed."""
-    return [json.loads(line) for line in log_bytes(log_lines(job_id)).splitlines()]
+def derived_files(job_id: str) -> tuple[bytes, bytes]:
+    """(rerun_log.jsonl, rerun_state.json) as the job's events say they are: one read of the events."""
+    rows = rerun_rows(job_id)
+    return log_bytes(log_lines(rows)), json_bytes(rerun_state(job_id, rows))
 
 
 def write_derived_files(job_id: str) -> None:
     """Bring rerun_log.jsonl (appended to, never rewritten) and rerun_state.json (replaced) up to the events."""
-    extend_artifact(log_path(job_id), log_bytes(log_lines(job_id)))
-    replace_derived(state_path(job_id), rerun_state_bytes(job_id))
+    log, state = derived_files(job_id)
+    extend_artifact(log_path(job_id), log)
+    replace_derived(state_path(job_id), state)
 
 
 def rerun_jobs() -> list[str]:
@@ -228,7 +225,7 @@ def rebuild(job_id: str) -> dict:
     """Bring the job's two derived files up to its events and say what was found: for each, `identical`,
     `written` (missing before), `appended` (the log fell short) or `rebuilt` (the state file differed)."""
     found = {}
-    log, state = log_bytes(log_lines(job_id)), rerun_state_bytes(job_id)
+    log, state = derived_files(job_id)
     for name, path, expected in (("rerun_log", log_path(job_id), log), ("rerun_state", state_path(job_id), state)):
         try:
             existing = read_artifact(path)

@@ -13,7 +13,7 @@ from importlib import import_module
 
 from jobs.models import JobState
 from jobs.pipelines import Status, reviewing_checkpoint
-from jobs.reruns import current_outputs, pending_rerun, rerun_folder, write_derived_files
+from jobs.reruns import current_outputs, pending_rerun, rerun_folder, rerun_rows, write_derived_files
 from research.artifacts import read_json_artifact, write_json_artifact
 
 from ..orchestrator import StepContext, StepOutcome
@@ -47,7 +47,7 @@ def execute(context: StepContext) -> StepOutcome:
 def _current_sha256(context: StepContext, agent_id: str) -> str:
     """The sha256 of the agent's current output; for a run recorded before results carried it, from its
     agent_run.json."""
-    found = current_outputs(context.job.job_id)[agent_id]["output_sha256"]
+    found = current_outputs(rerun_rows(context.job.job_id))[agent_id]["output_sha256"]
     if found is None:
         path = agent_path(context.job.job_id, agent_id, "agent_run.json")
         found = read_json_artifact(path, sha256=context.recorded_sha256(path))["output_sha256"]
