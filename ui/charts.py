@@ -6,6 +6,11 @@ JavaScript, and what the page shows is what the dossier holds).
 import math
 from dataclasses import dataclass
 
+WIDTH, HEIGHT = 760, 300
+# The right margin leaves room for half of the last date label, which is centred on the last bar.
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 44, 16, 40
+RIGHT, BOTTOM = WIDTH - MARGIN_RIGHT, HEIGHT - MARGIN_BOTTOM  # the plot's right and bottom edges
+
 
 @dataclass(frozen=True)
 class Tick:
@@ -21,13 +26,19 @@ class Line:
 
 
 @dataclass(frozen=True)
-class LineChart:
-    width: int
-    height: int
-    left: int
-    top: int
-    right: int
-    bottom: int
+class Frame:
+    """What every chart shares: the SVG's size and the plot's edges inside it."""
+
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = MARGIN_LEFT
+    top: int = MARGIN_TOP
+    right: int = RIGHT
+    bottom: int = BOTTOM
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineChart(Frame):
     lines: list[Line]
     x_ticks: list[Tick]
     y_ticks: list[Tick]
@@ -53,23 +64,14 @@ class Bar:
     kind: str  # positive, negative, holdout
 
 
-@dataclass(frozen=True)
-class BarChart:
-    width: int
-    height: int
-    left: int
-    top: int
-    right: int
-    bottom: int
+@dataclass(frozen=True, kw_only=True)
+class BarChart(Frame):
     bars: list[Bar]
     y_ticks: list[Tick]
     zero: float
     description: str
 
 
-WIDTH, HEIGHT = 760, 300
-# The right margin leaves room for half of the last date label, which is centred on the last bar.
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 44, 16, 40
 Y_TICKS, X_TICKS = 5, 5
 
 
@@ -123,7 +125,7 @@ def line_chart(dates: list[str], series: list[tuple[str, str, list]], *, baselin
     if not days:
         return None
     values = [values[i] for _, _, values in series for i in days if has(values, i)]
-    right, bottom = WIDTH - MARGIN_RIGHT, HEIGHT - MARGIN_BOTTOM
+    right, bottom = RIGHT, BOTTOM
     low, high, y, y_ticks = _scale(values + ([baseline] if baseline is not None else []), bottom, percent=percent)
     last = max(len(days) - 1, 1)
 
@@ -142,7 +144,7 @@ def line_chart(dates: list[str], series: list[tuple[str, str, list]], *, baselin
                          f"on {dates[final]}")
     indexes = sorted({round(k * (len(days) - 1) / (X_TICKS - 1)) for k in range(X_TICKS)})
     return LineChart(
-        width=WIDTH, height=HEIGHT, left=MARGIN_LEFT, top=MARGIN_TOP, right=right, bottom=bottom, lines=lines,
+        lines=lines,
         x_ticks=[Tick(round(x(k), 1), dates[days[k]]) for k in indexes], y_ticks=y_ticks,
         baseline=round(y(baseline), 1) if baseline is not None and low <= baseline <= high else None,
         description=f"{what}: {'; '.join(described)}; {len(days)} bars",
@@ -160,7 +162,7 @@ def bar_chart(bars: list[tuple[str, float | None, str]]) -> BarChart | None:
     bars = [(label, value, kind) for label, value, kind in bars if _finite(value)]
     if not bars:
         return None
-    right, bottom = WIDTH - MARGIN_RIGHT, HEIGHT - MARGIN_BOTTOM
+    right, bottom = RIGHT, BOTTOM
     _, _, y, y_ticks = _scale([v for _, v, _ in bars] + [0.0], bottom, percent=True)
     slot = (right - MARGIN_LEFT) / len(bars)
     width = slot * 0.7
@@ -174,7 +176,7 @@ def bar_chart(bars: list[tuple[str, float | None, str]]) -> BarChart | None:
                          height=round(max(base - top, 0.5), 1), center=round(left + width / 2, 1),
                          text_y=round(top - 4 if value >= 0 else base + 12, 1)))
     return BarChart(
-        width=WIDTH, height=HEIGHT, left=MARGIN_LEFT, top=MARGIN_TOP, right=right, bottom=bottom, bars=drawn,
+        bars=drawn,
         y_ticks=y_ticks, zero=round(zero, 1),
         description="; ".join(f"{bar.label}{' (holdout)' if bar.kind == 'holdout' else ''} {bar.shown}"
                               for bar in drawn),
