@@ -1,18 +1,25 @@
 """Request ids: every request gets one (the caller's X-Request-ID when it is a sane token, else a new one), bound
 in the logging context while it is served (events appended meanwhile record it), returned in the response's
 X-Request-ID, and logged with the request's outcome in one line."""
+import re
 import time
+import uuid
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.utils.functional import LazyObject, empty
 from structlog.contextvars import bound_contextvars
 
-from jobs.access import client_request_id
-
 HEADER = "X-Request-ID"
+# A caller's id is kept only if it cannot forge a log line or bloat one: a short token of safe characters.
+SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 log = structlog.get_logger("eam_site.requests")
+
+
+def request_id_of(request) -> str:
+    given = request.headers.get(HEADER, "")
+    return given if SANE_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def _username(request) -> str | None:
@@ -37,12 +44,12 @@ class RequestIdMiddleware:
     def __call__(self, request):
         if self.is_async:
             return self.__acall__(request)
-        request_id, started = client_request_id(request), time.monotonic()
+        request_id, started = request_id_of(request), time.monotonic()
         with bound_contextvars(request_id=request_id):
             return self._answered(request, self.get_response(request), request_id, started)
 
     async def __acall__(self, request):
-        request_id, started = client_request_id(request), time.monotonic()
+        request_id, started = request_id_of(request), time.monotonic()
         with bound_contextvars(request_id=request_id):
             return self._answered(request, await self.get_response(request), request_id, started)
 
