@@ -68,11 +68,16 @@ class Lease:
 
 # -- builders: one per event type ------------------------------------------------------------------------------
 
-def submitted(kind: Kind, *, actor: Actor, inputs_sha256: str, prompt_pins: dict | None = None) -> NewEvent:
-    """`prompt_pins` (idea jobs): the artifact ref {path, sha256, bytes} of the prompt versions pinned at submit."""
+def submitted(kind: Kind, *, actor: Actor, inputs_sha256: str, prompt_pins: dict | None = None,
+              approval_rules: dict | None = None) -> NewEvent:
+    """`prompt_pins` (idea jobs): the artifact ref {path, sha256, bytes} of the prompt versions pinned at submit.
+    `approval_rules`: {checkpoint: rule} of the job's policy bundle (research.policies.approval_rule), fixed at
+    submit so that who may decide each checkpoint and by when are read from the events alone."""
     payload = {"submitter": actor.id, "inputs_sha256": inputs_sha256}
     if prompt_pins is not None:
         payload["prompt_pins"] = prompt_pins
+    if approval_rules:
+        payload["approval_rules"] = approval_rules
     return NewEvent(SUBMIT_EVENTS[kind], actor, payload=payload)
 
 
@@ -117,16 +122,48 @@ def waiting_approval(*, checkpoint: str, worker_id: str, artifact_sha256: str | 
 
 
 def approved(*, step: str, actor: Actor, comment: str, artifact_sha256: str | None,
-             accepted: list[str] | None = None) -> NewEvent:
-    """`accepted`: the proposal ids an approval of `improvements` accepts (None at every other checkpoint)."""
+             accepted: list[str] | None = None, counts_for: str | None = None,
+             via_escalation: bool = False) -> NewEvent:
+    """`accepted`: the proposal ids an approval of `improvements` accepts (None at every other checkpoint).
+    `counts_for`: under an approval rule, the group whose count this approval fills (`via_escalation`: the reviewer
+    is eligible as a member of the group the checkpoint was escalated to)."""
     payload = {"comment": comment or "", "artifact_sha256": artifact_sha256}
     if accepted is not None:
         payload["accepted"] = list(accepted)
+    if counts_for is not None:
+        payload["counts_for"] = counts_for
+        if via_escalation:
+            payload["via_escalation"] = True
     return NewEvent(EventType.APPROVED, actor, step=step, payload=payload)
 
 
-def rejected(*, step: str, actor: Actor, reason: str) -> NewEvent:
-    return NewEvent(EventType.REJECTED, actor, step=step, payload={"reason": reason})
+def rejected(*, step: str, actor: Actor, reason: str, timed_out: bool = False) -> NewEvent:
+    """`timed_out`: the checkpoint's deadline rejected it (actor `system:deadlines`), no person did."""
+    payload = {"reason": reason}
+    if timed_out:
+        payload["timed_out"] = True
+    return NewEvent(EventType.REJECTED, actor, step=step, payload=payload)
+
+
+def approval_overridden(*, step: str, actor: Actor, reason: str, artifact_sha256: str | None) -> NewEvent:
+    """Break-glass: `actor` opens the checkpoint without the approvals its rule asks for; the reason is required."""
+    return NewEvent(EventType.APPROVAL_OVERRIDDEN, actor, step=step,
+                    payload={"reason": reason, "artifact_sha256": artifact_sha256})
+
+
+DEADLINES = Actor("system", "deadlines")  # who acts when a checkpoint's deadline passes
+
+
+def checkpoint_escalated(*, step: str, group: str, due_at: datetime) -> NewEvent:
+    """No decision by `due_at`: the checkpoint is escalated to `group` (once), whose reviewers may now decide it."""
+    return NewEvent(EventType.CHECKPOINT_ESCALATED, DEADLINES, step=step,
+                    payload={"group": group, "due_at": format_time(due_at)})
+
+
+def checkpoint_reminded(*, step: str, ordinal: int, due_at: datetime) -> NewEvent:
+    """No decision by `due_at`: the `ordinal`-th reminder to the checkpoint's reviewers."""
+    return NewEvent(EventType.CHECKPOINT_REMINDED, DEADLINES, step=step,
+                    payload={"ordinal": ordinal, "due_at": format_time(due_at)})
 
 
 def step_failed(*, step: str, worker_id: str, error_class: str, message: str, attempt: int,
@@ -223,8 +260,15 @@ def state_from_row(row: JobState) -> DerivedState:
         review_sha256=row.review_sha256, attempt=row.attempt, error=row.error, last_seq=row.last_seq,
         last_event_type=row.last_event_type, last_hash=row.last_hash,
         available_at=format_time(row.available_at) if row.available_at else None, verdict=row.verdict,
-        reruns=tuple(row.reruns or ()),
+        reruns=tuple(row.reruns or ()), **review_fields(row.review),
     )
+
+
+def review_fields(column: dict | None) -> dict:
+    """DerivedState's approval fields from the projection's `review` column."""
+    column = column or {}
+    return {"rules": column.get("rules"), "approvals": tuple(column.get("approvals") or ()),
+            "escalated_to": column.get("escalated_to")}
 
 
 def projection_fields(state: DerivedState) -> dict:
@@ -235,6 +279,8 @@ def projection_fields(state: DerivedState) -> dict:
         "error": state.error, "last_seq": state.last_seq, "last_event_type": state.last_event_type,
         "last_hash": state.last_hash, "available_at": parse_time(state.available_at), "verdict": state.verdict,
         "reruns": list(state.reruns) or None,
+        "review": ({"rules": state.rules, "approvals": list(state.approvals), "escalated_to": state.escalated_to}
+                   if state.rules else None),
     }
 
 

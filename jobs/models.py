@@ -44,6 +44,7 @@ class JobSpec(models.Model):
             ("operate_job", "Can retry or cancel jobs"),
             ("spawn_job", "Can spawn child jobs"),
             ("rerun_job", "Can rerun agents of a job"),
+            ("override_approval", "Can open a checkpoint without its approvals (break-glass)"),
         ]
 
     def __str__(self):
@@ -105,6 +106,8 @@ class JobState(models.Model):
     available_at = models.DateTimeField(null=True, blank=True)
     verdict = models.CharField(max_length=8, null=True, blank=True)  # of the latest gates step
     reruns = models.JSONField(null=True, blank=True)  # agent reruns pending, oldest first; null when none
+    # The open checkpoint's approval rule, its approvals so far and its escalation; null when it has no rule.
+    review = models.JSONField(null=True, blank=True)
     lease_owner = models.CharField(max_length=150, null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()

@@ -18,6 +18,7 @@ PERMISSIONS: dict[str, str] = {
     "operate_job": "Can retry or cancel jobs",
     "spawn_job": "Can spawn child jobs",
     "rerun_job": "Can rerun agents of a job",
+    "override_approval": "Can open a checkpoint without its approvals (break-glass)",
 }
 
 ROLES: dict[str, tuple[str, ...]] = {
@@ -25,6 +26,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     "reviewers": ("approve_job", "rerun_job"),  # a reviewer who doubts an agent's output asks for it again
     "operators": ("operate_job", "rerun_job"),
 }
+# override_approval is in no group: break-glass is given to named people (admin: user permissions), on purpose.
 
 # What each API operation requires, as "app_label.codename" for user.has_perm.
 SUBMIT = f"{JOBS_APP}.submit_job"
@@ -32,6 +34,7 @@ APPROVE = f"{JOBS_APP}.approve_job"
 OPERATE = f"{JOBS_APP}.operate_job"
 SPAWN = f"{JOBS_APP}.spawn_job"
 RERUN = f"{JOBS_APP}.rerun_job"
+OVERRIDE = f"{JOBS_APP}.override_approval"
 
 
 def held_by(user, perm: str):

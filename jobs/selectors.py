@@ -21,12 +21,14 @@ from contracts import iso, sha256_hex
 from research.models import DataSnapshot, RegistryEntry
 from research.policies import list_policy_bundles
 
-from . import services
+from . import approvals, services
 from .artifacts import recorded_artifacts
 from .errors import InvalidInput, NotFound
+from .events import review_fields
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import EventType, agent_steps
 from .roles import APPROVE, OPERATE, RERUN, held_by
+from .state import DerivedState, missing_approvals
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50
 
 
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
-                  "lease_expires_at", "job__spec", "job__spec_sha256", "reruns")
+                  "lease_expires_at", "job__spec", "job__spec_sha256", "reruns", "review")
 CAN = ("can_approve", "can_reject", "can_retry", "can_cancel", "can_rerun")
 
 
@@ -241,9 +243,28 @@ def job_head(*, job_id: str, user) -> JobHead:
                                    policy_bundle_id=row["job__policy_bundle_id"], user=user,
                                    held={APPROVE: row["may_approve"], OPERATE: row["may_operate"],
                                          RERUN: row["may_rerun"]})
+    if row["review"] and can["can_approve"]:  # under an approval rule, only who may still count may approve
+        decide = approvals.may_decide(_open_checkpoint(row), user=user, submitter=row["job__submitted_by"])
+        can = {**can, "can_approve": decide, "can_reject": decide}
     shown = (job_id, row["last_hash"], row["lease_owner"], iso(row["lease_expires_at"]), row["children"],
              tuple(can[name] for name in CAN))
     return JobHead(row=row, can=can, version=sha256_hex(repr(shown).encode())[:32])
+
+
+def _open_checkpoint(row: dict) -> DerivedState:
+    """What the approval rules need of a job's state, from its row (`review` and the waiting columns)."""
+    return DerivedState(kind=row["kind"], status=row["status"], waiting_step=row["waiting_step"],
+                        **review_fields(row["review"]))
+
+
+def approval_progress(row: dict) -> dict | None:
+    """The open checkpoint's rule and how far it is: approvals so far, what is missing, the escalation; None when
+    the job waits at no checkpoint with a rule."""
+    state = _open_checkpoint(row)
+    if state.rule is None:
+        return None
+    return {"checkpoint": state.waiting_step, "rule": state.rule, "approvals": list(state.approvals),
+            "missing": missing_approvals(state), "escalated_to": state.escalated_to}
 
 
 def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
@@ -279,6 +300,7 @@ def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
         "rerun_agents": [a for a in agent_steps(summary["kind"]) if any(
             ref["step"] == a and ref["event_type"] != EventType.RERUN_COMPLETED for ref in artifacts)],
         "reruns": list(row["reruns"] or []),
+        "approval": approval_progress(row),
         **head.can,
     }
 

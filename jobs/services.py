@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 
 from contracts import CONTENT_ID, NAME_ID, canonical_json, content_id, sha256_hex, validate
@@ -16,7 +17,7 @@ from research.policies import bundle_requires_four_eyes, policy_bundle_exists
 from research.snapshots import get_snapshot
 
 from .events import Actor
-from . import events
+from . import approvals, events
 from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from .events import NewEvent, append_event, now, state_from_row
 from .models import JobEvent, JobSpec, JobState
@@ -93,6 +94,8 @@ def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) 
     existing = JobSpec.objects.filter(job_id=job_id).first()
     if existing is not None:
         return existing, False
+    rules = approvals.rules_for(kind, spec["policy_bundle_id"])
+    approvals.check_rules_can_be_met(rules, policy_bundle_id=spec["policy_bundle_id"], submitter=actor.id)
     lineage = (spec.get("extensions") or {}).get("lineage") or {}
     member = _INPUT_CONTRACTS[kind][0]
     created_at = now()
@@ -106,7 +109,7 @@ def submit_job_spec(*, spec: dict, actor: Actor, lineage_allowed: bool = False) 
     # job uses these versions, whatever the defaults are when it runs. Write-once: the same bytes are a no-op.
     pins_ref = write_json_artifact(prompt_pins_path(job_id), pins).as_dict() if pins is not None else None
     submit = events.submitted(kind, actor=actor, inputs_sha256=sha256_hex(canonical_json(spec[member])),
-                              prompt_pins=pins_ref)
+                              prompt_pins=pins_ref, approval_rules=rules)
     try:
         events.create_job(spec=job, submit_event=submit)
     except IntegrityError:
@@ -187,14 +190,22 @@ def submit_idea(
     return submit_job_spec(spec=spec, actor=actor, lineage_allowed=lineage_allowed)
 
 
-def _command(job_id: str, decide: Callable[[JobSpec, JobState], NewEvent]) -> JobEvent:
+def _command(job_id: str, decide: Callable[[JobSpec, JobState], NewEvent], *, tries: int = 1) -> JobEvent:
     """The skeleton of every command on an existing job: load it with its state, let `decide` check the state
     and build the event (or raise), append it fenced by the seq read. No transaction is needed: if anything
-    was appended since the read, the append is refused with `seq_conflict` and nothing is written."""
-    job = get_job(job_id)
-    event = decide(job, job.state)
-    return append_event(job_id=job_id, expected_seq=job.state.last_seq + 1, event=event,
-                        state=state_from_row(job.state))
+    was appended since the read, the append is refused with `seq_conflict` and nothing is written. With `tries`,
+    a refused append is decided again on what was appended meanwhile (reviewers approving at the same moment
+    each count, or each learn that the rule was met), up to that many times."""
+    for attempt in range(1, tries + 1):
+        job = get_job(job_id)
+        event = decide(job, job.state)
+        try:
+            return append_event(job_id=job_id, expected_seq=job.state.last_seq + 1, event=event,
+                                state=state_from_row(job.state))
+        except Conflict as conflict:
+            if conflict.code != "seq_conflict" or attempt == tries:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def four_eyes_applies(policy_bundle_id: str) -> bool:
@@ -232,8 +243,30 @@ def _check_decision(job: JobSpec, state: JobState, step: str, actor: Actor) -> N
     if state.status != Status.WAITING_APPROVAL or state.waiting_step != step:
         where = f"waiting at {state.waiting_step}" if state.waiting_step else state.status
         raise Conflict(f"job {job.job_id} is not waiting at {step} ({where})", code="not_waiting")
-    if four_eyes_applies(job.policy_bundle_id) and actor.id == job.submitted_by:
+    under_rule = state.review is not None and state_from_row(state).rule is not None
+    if (four_eyes_applies(job.policy_bundle_id) or under_rule) and actor.id == job.submitted_by:
         raise Forbidden("four eyes: the submitter of a job may not decide its checkpoints", code="four_eyes")
+
+
+def _counts_for(job: JobSpec, state: JobState, actor: Actor) -> tuple[str | None, bool]:
+    """Under the open checkpoint's approval rule, the group this approval fills (see jobs.approvals)."""
+    if state.review is None:  # the job's policy bundle sets no approval rule
+        return None, False
+    derived = state_from_row(state)
+    if derived.rule is None:
+        return None, False
+    user = _user_named(actor)
+    return approvals.counts_for(derived, actor=actor, submitter=job.submitted_by, user=user)
+
+
+def _user_named(actor: Actor):
+    if actor.kind != "user":
+        return None
+    return get_user_model().objects.filter(username=actor.id).first()
+
+
+# Reviewers approving the same checkpoint at once each get a turn: at most one more try per approval a rule can ask.
+APPROVAL_TRIES = 25
 
 
 IMPROVEMENTS = "improvements"  # the checkpoint whose approval may accept a subset of the proposals
@@ -259,11 +292,12 @@ def approve(
                 f"stale review: the {step} artifact under review is {state.review_sha256}, not {artifact_sha256}",
                 code="stale_review",
             )
+        group, via_escalation = _counts_for(job, state, actor)
         accepted = _accepted_proposals(job, state, accept) if step == IMPROVEMENTS else None
         return events.approved(step=step, actor=actor, comment=comment, artifact_sha256=state.review_sha256,
-                               accepted=accepted)
+                               accepted=accepted, counts_for=group, via_escalation=via_escalation)
 
-    return _command(job_id, decide)
+    return _command(job_id, decide, tries=APPROVAL_TRIES)
 
 
 def proposals_under_review(job: JobSpec, state: JobState) -> list[dict]:
@@ -299,7 +333,40 @@ def reject(*, job_id: str, step: str, actor: Actor, reason: str = "") -> JobEven
 
     def decide(job, state):
         _check_decision(job, state, step, actor)
+        derived = state_from_row(state) if state.review is not None else None
+        if derived is not None and derived.rule is not None:
+            _check_may_reject(derived, actor)
         return events.rejected(step=step, actor=actor, reason=reason.strip())
+
+    return _command(job_id, decide)
+
+
+def _check_may_reject(state, actor: Actor) -> None:
+    """Under a rule, any reviewer of its groups (or of the group it was escalated to) may reject, and it is final."""
+    user = _user_named(actor)
+    groups = {need["group"] for need in state.rule["required"]} | ({state.escalated_to} if state.escalated_to else set())
+    if user is None or not user.groups.filter(name__in=groups).exists():
+        raise Forbidden(f"only reviewers of {', '.join(sorted(groups))} decide {state.waiting_step}",
+                        code="not_eligible")
+
+
+def override(*, job_id: str, step: str, actor: Actor, reason: str = "") -> JobEvent:
+    """Break-glass: open the checkpoint the job waits at without the approvals its rule asks for. Its own
+    permission (roles.OVERRIDE, checked by the interfaces like every permission), a required reason, its own
+    event (APPROVAL_OVERRIDDEN); never by the job's submitter, and not while an agent rerun is pending."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("an override needs a reason", code="reason_required",
+                           errors=[{"path": "/reason", "message": "required, not blank"}])
+
+    def decide(job, state):
+        _check_decision(job, state, step, actor)
+        if actor.id == job.submitted_by:
+            raise Forbidden("the submitter of a job may not override its checkpoints", code="four_eyes")
+        if state.reruns:
+            raise Conflict(f"job {job_id} has an agent rerun pending: decide once its output is known",
+                           code="rerun_pending")
+        return events.approval_overridden(step=step, actor=actor, reason=reason.strip(),
+                                          artifact_sha256=state.review_sha256)
 
     return _command(job_id, decide)
 

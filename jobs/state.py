@@ -48,6 +48,11 @@ class DerivedState:
     # Agent reruns asked for and not finished, oldest first: {agent_id, rerun_id, attempt, running}. They run in a
     # lane beside the pipeline, one at a time, while the job waits at a checkpoint or after it ended.
     reruns: tuple = ()
+    # The approval rules the submit event fixed ({checkpoint: rule}; a checkpoint without one opens on one approval
+    # by any reviewer), the open checkpoint's approvals so far ({actor, group}) and the group it was escalated to.
+    rules: dict | None = None
+    approvals: tuple = ()
+    escalated_to: str | None = None
 
     @property
     def pipeline(self):
@@ -56,6 +61,13 @@ class DerivedState:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def rule(self) -> dict | None:
+        """The open checkpoint's approval rule, or None."""
+        if self.status != Status.WAITING_APPROVAL or not self.rules:
+            return None
+        return self.rules.get(self.waiting_step)
 
     @property
     def running_step(self) -> str | None:
@@ -76,7 +88,7 @@ def _at_stage(state: DerivedState, stage: int, **changes) -> DerivedState:
     next_step = pipeline[stage].name if stage < len(pipeline) and isinstance(pipeline[stage], Step) else None
     return replace(
         state, stage=stage, status=Status.QUEUED, next_step=next_step, waiting_step=None, review_sha256=None,
-        attempt=0, error=None, available_at=None, **changes,
+        attempt=0, error=None, available_at=None, approvals=(), escalated_to=None, **changes,
     )
 
 
@@ -96,14 +108,15 @@ def apply_event(state: DerivedState, event: Mapping) -> DerivedState:
     payload = event.get("payload") or {}
     seq = event.get("seq", state.last_seq + 1)
     _require(seq == state.last_seq + 1, f"seq {seq} does not follow {state.last_seq}")
-    new = _next_state(state, etype, step, payload)
+    new = _next_state(state, etype, step, payload, event.get("actor") or {})
     return replace(new, last_seq=seq, last_event_type=etype.value, last_hash=event.get("hash") or state.last_hash)
 
 
-def _next_state(state: DerivedState, etype: EventType, step: str | None, payload: Mapping) -> DerivedState:
+def _next_state(state: DerivedState, etype: EventType, step: str | None, payload: Mapping,
+                actor: Mapping) -> DerivedState:
     if state.last_seq == 0:
         _require(etype == SUBMIT_EVENTS[state.kind], f"a {state.kind} job starts with {SUBMIT_EVENTS[state.kind]}")
-        return _at_stage(state, 0)
+        return _at_stage(state, 0, rules=payload.get("approval_rules") or None)
     _require(etype not in SUBMIT_EVENTS.values(), f"{etype} may only be the first event")
     # The one event legal after the end: a manual spawn (POST /jobs/{id}/spawn) the budget refused, recorded
     # on its parent, which ended done or stopped_budget; evidence only, the state does not move.
@@ -140,19 +153,18 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
         reannounced = (state.status == Status.WAITING_APPROVAL and state.waiting_step == step
                        and state.last_event_type == EventType.RERUN_COMPLETED)
         _require(state.status == Status.QUEUED or reannounced, f"checkpoint {step} is already open")
+        # Announced again, the document is a new one: approvals of the old one no longer count.
         return replace(
-            state, status=Status.WAITING_APPROVAL, waiting_step=step, review_sha256=payload.get("artifact_sha256")
+            state, status=Status.WAITING_APPROVAL, waiting_step=step, review_sha256=payload.get("artifact_sha256"),
+            approvals=(), escalated_to=None,
         )
 
-    if etype in (EventType.APPROVED, EventType.REJECTED):
+    if etype in CHECKPOINT_EVENTS:
         _require(
             state.status == Status.WAITING_APPROVAL and state.waiting_step == step,
             f"{etype} for step {step!r}, but the job is not waiting at it",
         )
-        if etype == EventType.REJECTED:
-            return replace(state, status=Status.REJECTED, waiting_step=None, next_step=None)
-        _require(not state.reruns, f"{step} cannot be approved while an agent rerun is pending")
-        return _at_stage(state, state.stage + 1)
+        return _at_checkpoint(state, etype, payload, actor)
 
     if etype == EventType.STEP_FAILED:
         _require(state.status == Status.RUNNING and step == state.next_step, f"STEP_FAILED for {step!r}, not running")
@@ -191,6 +203,46 @@ def _next_state(state: DerivedState, etype: EventType, step: str | None, payload
         return replace(state, status=Status.DONE)
 
     raise IllegalTransition(f"unhandled event type {etype}")  # pragma: no cover - every type is handled above
+
+
+CHECKPOINT_EVENTS = (EventType.APPROVED, EventType.REJECTED, EventType.APPROVAL_OVERRIDDEN,
+                     EventType.CHECKPOINT_ESCALATED, EventType.CHECKPOINT_REMINDED)
+
+
+def _at_checkpoint(state: DerivedState, etype: EventType, payload: Mapping, actor: Mapping) -> DerivedState:
+    """A decision or a deadline's action at the open checkpoint. Any rejection is final. Under a rule each approval
+    counts for one group of it (`counts_for`), once per reviewer, and the checkpoint opens when every group has its
+    count; an override (break-glass) opens it at once. Escalation happens once per announcement."""
+    step = state.waiting_step
+    if etype == EventType.REJECTED:
+        return replace(state, status=Status.REJECTED, waiting_step=None, next_step=None)
+    if etype == EventType.CHECKPOINT_ESCALATED:
+        _require((state.rule or {}).get("on_timeout") == "escalate", f"{step} has no deadline that escalates")
+        _require(state.escalated_to is None, f"{step} was escalated already")
+        return replace(state, escalated_to=payload.get("group"))
+    if etype == EventType.CHECKPOINT_REMINDED:
+        _require((state.rule or {}).get("on_timeout") == "remind", f"{step} has no deadline that reminds")
+        return state
+    _require(not state.reruns, f"{step} cannot be approved while an agent rerun is pending")
+    if etype == EventType.APPROVAL_OVERRIDDEN or state.rule is None:
+        return _at_stage(state, state.stage + 1)
+    _require(actor.get("kind") == "user", "only a person's approval counts")
+    _require(all(a["actor"] != actor.get("id") for a in state.approvals), f"{actor.get('id')} approved {step} already")
+    group = payload.get("counts_for")
+    _require(group in missing_approvals(state), f"no approval from {group!r} is missing at {step}")
+    approvals = (*state.approvals, {"actor": actor.get("id"), "group": group})
+    counted = replace(state, approvals=approvals)
+    return _at_stage(state, state.stage + 1) if not missing_approvals(counted) else counted
+
+
+def missing_approvals(state: DerivedState) -> dict[str, int]:
+    """{group: approvals still needed} of the open checkpoint's rule; empty when it is met (or has no rule)."""
+    missing = {}
+    for need in (state.rule or {}).get("required", ()):
+        have = sum(1 for a in state.approvals if a["group"] == need["group"])
+        if have < need["count"]:
+            missing[need["group"]] = need["count"] - have
+    return missing
 
 
 RERUN_EVENTS = (EventType.RERUN_REQUESTED, EventType.RERUN_COMPLETED)

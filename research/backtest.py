@@ -165,14 +165,15 @@ def evaluate(
     trades_at = _trade_days(rule, dates[start - 1:end - 1], targets)
     bar = np.arange(n_bars)
     anchor = np.maximum.accumulate(np.where(trades_at, bar, 0))  # the last trade at or before close j
-    ones = np.ones(targets.shape[1])  # row sums as matrix-vector products: much faster than sum(axis=1)
     # In-place arithmetic on few (T, N) buffers: fresh large arrays cost page faults, more than the arithmetic.
     # Value of each holding at the close of bar j per unit of book value at the last trade, then as weights.
     scratch = np.take(prices, anchor, axis=0)
     np.divide(prices[1:], scratch, out=scratch)
     drifted = np.take(targets, anchor, axis=0)
     drifted *= scratch
-    book_value = 1.0 + (drifted @ ones - (targets @ ones)[anchor])
+    # Row sums are numpy reductions, never a matrix product: BLAS picks its kernel by CPU, and its order of
+    # summation with it, so `@ ones` gave other last bits (other dossier bytes) on another machine.
+    book_value = 1.0 + (drifted.sum(axis=1) - targets.sum(axis=1)[anchor])
     if not (book_value > 0).all():  # a levered short through a price jump: no weights to speak of
         raise BookWipedOut("the book lost all its value: the simulation cannot continue")
     drifted /= book_value[:, None]
@@ -183,7 +184,7 @@ def evaluate(
     contribution = np.divide(prices[1:], prices[:-1], out=scratch)
     contribution -= 1.0
     contribution *= weights  # each holding's part of the bar's return
-    gross = contribution @ ones
+    gross = contribution.sum(axis=1)
 
     # Only the trade days trade: work on those rows alone.
     before_trade = np.zeros((days.shape[0], targets.shape[1]))
@@ -191,7 +192,7 @@ def evaluate(
     traded = np.abs(targets[days] - before_trade)
     exit_traded = np.abs(drifted[-1])  # liquidation at the close of the last bar
     turnover = np.zeros(n_bars)
-    turnover[days] = traded @ ones
+    turnover[days] = traded.sum(axis=1)
     net = (1.0 + gross) * (1.0 - k * turnover) - 1.0
     turnover[-1] += exit_traded.sum()
     net[-1] = (1.0 + net[-1]) * (1.0 - k * exit_traded.sum()) - 1.0
@@ -238,7 +239,7 @@ def _trade_days(rule: str, decision_dates: np.ndarray, targets: np.ndarray) -> n
 
 def _benchmark_returns(prices: np.ndarray) -> np.ndarray:
     """Buy-and-hold, equal weight at the close before the first bar, never rebalanced, no costs."""
-    value = prices @ (1.0 / prices[0])
+    value = (prices / prices[0]).sum(axis=1)
     return value[1:] / value[:-1] - 1.0
 
 

@@ -64,10 +64,10 @@ def probability_of_backtest_overfitting(returns, partitions: int = 16) -> PboRes
     blocks = (m - centre).reshape(partitions, rows, n)
     sum1, sum2 = blocks.sum(axis=1), (blocks * blocks).sum(axis=1)
     chosen = np.array(list(combinations(range(partitions), partitions // 2)), dtype=np.intp)
-    mask = np.zeros((chosen.shape[0], partitions), dtype=np.float64)
-    mask[np.arange(chosen.shape[0])[:, None], chosen] = 1.0
     size = rows * (partitions // 2)
-    train1, train2 = mask @ sum1, mask @ sum2
+    # Summed by numpy, not as a 0/1 mask times the sums: a matrix product's BLAS kernel (and so its last bits)
+    # depends on the CPU.
+    train1, train2 = sum1[chosen].sum(axis=1), sum2[chosen].sum(axis=1)
     # J̄ is the complement of J: its sums are the totals less J's.
     r_train = _sharpe_of_unions(train1, train2, centre, size)
     r_test = _sharpe_of_unions(sum1.sum(axis=0) - train1, sum2.sum(axis=0) - train2, centre, size)

@@ -60,6 +60,12 @@ def _read_bundle(path: str, policy_bundle_id: str, mtime_ns: int, size: int) -> 
     errors = validate("policy_bundle_v1", doc)
     if errors:
         raise PolicyError(f"policy bundle {policy_bundle_id!r} does not validate against policy_bundle_v1", errors=errors)
+    for checkpoint, rule in doc["approvals"].get("checkpoints", {}).items():
+        groups = [need["group"] for need in rule["required"]]
+        if len(set(groups)) != len(groups):
+            raise PolicyError(f"policy bundle {policy_bundle_id!r} names a group twice in the {checkpoint} rule",
+                              errors=[{"path": f"/approvals/checkpoints/{checkpoint}/required",
+                                       "message": "each group once, with its count"}])
     if doc["policy_bundle_id"] != policy_bundle_id:
         raise PolicyError(
             f"policy bundle file {Path(path).name} names itself {doc['policy_bundle_id']!r}",
@@ -83,6 +89,36 @@ def bundle_requires_four_eyes(bundle_id: str) -> bool:
     except PolicyError:
         return True
     return bool(bundle["approvals"]["four_eyes"])
+
+
+DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """`"90m"` -> 5400: the bundle's durations (the contract allows only a whole number and one unit)."""
+    return int(text[:-1]) * DURATION_SECONDS[text[-1]]
+
+
+def approval_rule(bundle: dict, checkpoint: str) -> dict | None:
+    """The bundle's rule for `checkpoint`, as the checkpoint's WAITING_APPROVAL records it (so that who may decide
+    and by when are read from the events alone), or None: one approval by any reviewer opens it, no deadline.
+
+    {"required": [{"group", "count"}, …], "respond_within_seconds", "on_timeout", "escalate_to",
+    "remind_every_seconds"}; the last four are None without a deadline. A reminder repeats every
+    `remind_every` (default: `respond_within`)."""
+    given = (bundle.get("approvals") or {}).get("checkpoints", {}).get(checkpoint)
+    if given is None:
+        return None
+    within = duration_seconds(given["respond_within"]) if "respond_within" in given else None
+    on_timeout = given.get("on_timeout")
+    remind = given.get("remind_every")
+    return {
+        "required": [{"group": need["group"], "count": need["count"]} for need in given["required"]],
+        "respond_within_seconds": within,
+        "on_timeout": on_timeout,
+        "escalate_to": given.get("escalate_to") if on_timeout == "escalate" else None,
+        "remind_every_seconds": (duration_seconds(remind) if remind else within) if on_timeout == "remind" else None,
+    }
 
 
 def trials_policy(bundle: dict) -> dict:

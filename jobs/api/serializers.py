@@ -91,6 +91,9 @@ class JobDetail(JobSummary):
                                          help_text="agents that have run: POST /jobs/{id}/rerun may name them")
     reruns = serializers.ListField(child=serializers.DictField(),
                                    help_text="agent reruns pending, oldest first: agent_id, rerun_id, attempt, running")
+    approval = serializers.DictField(
+        allow_null=True, help_text="the open checkpoint's approval rule and its progress: checkpoint, rule, approvals "
+                                   "({actor, group}), missing ({group: count}), escalated_to; null without a rule")
 
 
 class LineageJob(serializers.Serializer):

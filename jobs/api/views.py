@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from jobs import access, artifacts, reruns, selectors, services, spawning
 from jobs.events import Actor
 from jobs.services import check_job_id
-from jobs.roles import APPROVE, OPERATE, RERUN, SPAWN, SUBMIT
+from jobs.roles import APPROVE, OPERATE, OVERRIDE, RERUN, SPAWN, SUBMIT
 
 from . import serializers as s
 from . import http
@@ -53,7 +53,7 @@ class JobViewSet(viewsets.ViewSet):
     lookup_value_regex = "[^/]+"  # any segment reaches the view, whose allowlist answers 404 invalid_job_id
     required_permissions = {
         "create": SUBMIT, "blueprint": SUBMIT, "idea": SUBMIT,
-        "approve": APPROVE, "reject": APPROVE,
+        "approve": APPROVE, "reject": APPROVE, "override": OVERRIDE,
         "retry": OPERATE, "cancel": OPERATE, "spawn": SPAWN, "rerun": RERUN,
     }
 
@@ -202,6 +202,18 @@ class JobViewSet(viewsets.ViewSet):
         step = read_query(request, http.StepQuery)["step"]
         body = read_body(request, http.RejectInput)
         return _event(services.reject(job_id=job_id, step=step, actor=Actor.user(request.user), **body))
+
+    @extend_schema(
+        operation_id="jobs_override",
+        summary="Open the checkpoint the job waits at without the approvals its rule asks for (break-glass)",
+        tags=["review"], parameters=[JOB_ID, http.StepQuery], request=http.RejectInput, responses=EVENT_WRITTEN,
+    )
+    @action(detail=True, methods=["post"])
+    def override(self, request, job_id=None):
+        check_job_id(job_id)
+        step = read_query(request, http.StepQuery)["step"]
+        body = read_body(request, http.RejectInput)
+        return _event(services.override(job_id=job_id, step=step, actor=Actor.user(request.user), **body))
 
     @extend_schema(
         operation_id="jobs_retry", summary="Make a job in error runnable again", tags=["operate"],

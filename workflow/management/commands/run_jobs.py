@@ -23,6 +23,7 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
+from jobs import deadlines
 from jobs.anchors import anchor_heads
 from jobs.errors import DomainError
 from jobs.services import check_job_id
@@ -82,6 +83,9 @@ class Command(BaseCommand):
                                    f"{grace_seconds:g}s; another worker takes the job on")
 
         def look_for_work() -> PassSummary:
+            # Deadlines first: a checkpoint that timed out is rejected (or escalated, or reminded) in this pass.
+            for action in deadlines.sweep(job_ids=jobs):
+                self.stdout.write(f"deadline: {action.job_id} {action.step} {action.action} ({action.outcome})")
             # An idle worker polls with one read; only a pass that can find work takes the write lock.
             if not once and not claims.any_runnable(jobs):
                 return PassSummary()
