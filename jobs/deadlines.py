@@ -93,10 +93,11 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def deadline_of(job_id: str, state) -> datetime | None:
-    """When the open checkpoint's deadline passes (for the pages), or None without one."""
-    within = (state.rule or {}).get("respond_within_seconds")
-    if not within or state.status != Status.WAITING_APPROVAL:
+def deadline_of(job_id: str, approval: dict | None) -> datetime | None:
+    """When the open checkpoint's deadline passes, or None without one; `approval` is the job detail's (the rule
+    and progress of the checkpoint the job waits at, selectors.approval_progress)."""
+    within = ((approval or {}).get("rule") or {}).get("respond_within_seconds")
+    if not within:
         return None
     announced = (JobEvent.objects.filter(job_id=job_id, event_type=EventType.WAITING_APPROVAL)
                  .order_by("-seq").values_list("recorded_at", flat=True).first())

@@ -27,7 +27,7 @@ from .errors import InvalidInput, NotFound
 from .events import review_fields
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import EventType, agent_steps
-from .roles import APPROVE, OPERATE, RERUN, held_by
+from .roles import APPROVE, OPERATE, OVERRIDE, RERUN, held_by
 from .state import DerivedState, missing_approvals
 
 
@@ -211,7 +211,7 @@ def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50
 
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",
                   "lease_expires_at", "job__spec", "job__spec_sha256", "reruns", "review")
-CAN = ("can_approve", "can_reject", "can_retry", "can_cancel", "can_rerun")
+CAN = ("can_approve", "can_reject", "can_retry", "can_cancel", "can_rerun", "can_override")
 
 
 @dataclass(frozen=True)
@@ -238,11 +238,11 @@ def job_head(*, job_id: str, user) -> JobHead:
     )
     row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0),
                    may_approve=held_by(user, APPROVE), may_operate=held_by(user, OPERATE),
-                   may_rerun=held_by(user, RERUN))
+                   may_rerun=held_by(user, RERUN), may_override=held_by(user, OVERRIDE))
     can = services.allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
                                    policy_bundle_id=row["job__policy_bundle_id"], user=user,
                                    held={APPROVE: row["may_approve"], OPERATE: row["may_operate"],
-                                         RERUN: row["may_rerun"]})
+                                         RERUN: row["may_rerun"], OVERRIDE: row["may_override"]})
     if row["review"] and can["can_approve"]:  # under an approval rule, only who may still count may approve
         decide = approvals.may_decide(_open_checkpoint(row), user=user, submitter=row["job__submitted_by"])
         can = {**can, "can_approve": decide, "can_reject": decide}

@@ -22,7 +22,7 @@ from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from .events import NewEvent, append_event, now, state_from_row
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import TERMINAL_STATUSES, EventType, Kind, Status
-from .roles import APPROVE, OPERATE, RERUN
+from .roles import APPROVE, OPERATE, OVERRIDE, RERUN
 
 # -- ids: every id that reaches a URL or a path is checked against its allowlist before any lookup ------------
 
@@ -230,12 +230,15 @@ def allowed_actions(*, status: str, submitted_by: str, policy_bundle_id: str, us
     may_operate = signed_in and status not in TERMINAL_STATUSES and holds(OPERATE)
     # An agent rerun is asked for while the job waits or after it ended (jobs/reruns.py).
     may_rerun = signed_in and (status == Status.WAITING_APPROVAL or status in TERMINAL_STATUSES) and holds(RERUN)
+    may_override = (signed_in and status == Status.WAITING_APPROVAL and user.get_username() != submitted_by
+                    and holds(OVERRIDE))
     return {
         "can_approve": may_decide,
         "can_reject": may_decide,
         "can_retry": may_operate and status == Status.ERROR,
         "can_cancel": may_operate,
         "can_rerun": may_rerun,
+        "can_override": may_override,
     }
 
 

@@ -14,9 +14,9 @@ from jobs import reruns, services
 from jobs.events import Actor
 from jobs.errors import DomainError, Forbidden, InvalidInput, NotFound
 from jobs.services import check_job_id
-from jobs.roles import APPROVE, RERUN
+from jobs.roles import APPROVE, OVERRIDE, RERUN
 
-from .forms import ApproveForm, RejectForm, RerunForm, approve_form_for
+from .forms import ApproveForm, OverrideForm, RejectForm, RerunForm, approve_form_for
 from .views import error_page, render_job
 
 
@@ -102,6 +102,15 @@ class Rerun(Decision):
                                      prompt_version=prompt_version or None)
         return (f"Asked for {agent_id} again (rerun {event.payload['rerun_id']}, prompt "
                 f"{event.payload['prompt_version']}). A worker runs it; its result appears in the timeline.")
+
+
+class Override(Decision):
+    form_class, form_key = OverrideForm, "override_form"
+    permission, refused = OVERRIDE, "only people given the override permission open a checkpoint without its approvals"
+
+    def decide(self, *, job_id, actor, step, reason):
+        services.override(job_id=job_id, step=step, actor=actor, reason=reason)
+        return f"Overrode {step} of job {job_id}: {reason.strip()}. The checkpoint is open; a worker takes it from here."
 
 
 class Reject(Decision):

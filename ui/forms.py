@@ -36,6 +36,15 @@ class ApproveForm(DecisionForm):
     )
 
 
+class OverrideForm(DecisionForm):
+    id_prefix = "override"
+    reason = forms.CharField(
+        label="Reason for the override", max_length=TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "An override needs a reason."},
+        help_text="Required, and recorded: the checkpoint opens now, without the approvals its rule asks for.",
+    )
+
+
 class RejectForm(DecisionForm):
     id_prefix = "reject"
     reason = forms.CharField(

@@ -15,6 +15,7 @@ urlpatterns = [
     path("jobs/<str:job_id>", views.job_detail, name="job"),
     path("jobs/<str:job_id>/approve", decisions.Approve.as_view(), name="approve"),
     path("jobs/<str:job_id>/reject", decisions.Reject.as_view(), name="reject"),
+    path("jobs/<str:job_id>/override", decisions.Override.as_view(), name="override"),
     path("jobs/<str:job_id>/rerun", decisions.Rerun.as_view(), name="rerun"),
     path("runs/compare", views.run_compare, name="run-compare"),
     path("runs/<str:run_id>", views.run_detail, name="run"),

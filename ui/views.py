@@ -13,7 +13,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 
-from jobs import reruns, review, selectors
+from jobs import deadlines, reruns, review, selectors
 from jobs.errors import DomainError, InvalidInput, from_research
 from jobs.services import check_job_id
 from research import runs
@@ -22,7 +22,7 @@ from research.errors import ResearchError
 from . import selectors as pages
 from .charts import comparison_chart, equity_chart, run_charts
 from .checkpoints import checkpoint_review
-from .forms import RejectForm, RerunForm, approve_form_for
+from .forms import OverrideForm, RejectForm, RerunForm, approve_form_for
 from .templatetags.ui_format import METRIC_LABELS
 
 
@@ -109,7 +109,8 @@ def waiting_list(request):
                       queue=True)
 
 
-def render_job(request, job_id: str, *, status: int = 200, approve_form=None, reject_form=None, rerun_form=None):
+def render_job(request, job_id: str, *, status: int = 200, approve_form=None, reject_form=None, rerun_form=None,
+               override_form=None):
     """The job's page; a refused decision renders it again with the refusal's status and the posted form."""
     with_navigation(request)
     detail = selectors.job_detail(job_id=job_id, user=request.user)
@@ -127,6 +128,8 @@ def render_job(request, job_id: str, *, status: int = 200, approve_form=None, re
         "has_run": pages.run_completed(detail),
         "approve_form": approve_form,
         "reject_form": reject_form or RejectForm(initial={"step": step}),
+        "override_form": override_form or OverrideForm(initial={"step": step}),
+        "deadline": deadlines.deadline_of(job_id, detail["approval"]),
         "agents": agent_rows(detail, rerun_form),
     }, status=status)
 

@@ -87,6 +87,7 @@ class JobDetail(JobSummary):
     can_retry = serializers.BooleanField()
     can_cancel = serializers.BooleanField()
     can_rerun = serializers.BooleanField()
+    can_override = serializers.BooleanField(help_text="may open the checkpoint without its approvals (break-glass)")
     rerun_agents = serializers.ListField(child=serializers.CharField(),
                                          help_text="agents that have run: POST /jobs/{id}/rerun may name them")
     reruns = serializers.ListField(child=serializers.DictField(),
