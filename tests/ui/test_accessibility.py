@@ -8,11 +8,12 @@ from pathlib import Path
 import axe_playwright_python
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Group
 
 from jobs.models import JobSpec
 
 from ..builders import (
-    ADMIN, error_job, ran_job, rejected_job, run_id_of, running_job, submitted, waiting_job,
+    ADMIN, TINY_SNAPSHOT, an_idea_job_at, error_job, ran_job, rejected_job, run_id_of, running_job, submitted, waiting_job,
 )
 from .test_browser import log_in
 from .test_runspec_review import SNAPSHOT_ID, a_child_waiting_at_runspec, a_snapshot
@@ -150,6 +151,23 @@ def test_the_reviewer_pages_have_no_serious_violation_and_fit_390px(page, screen
     assert page.goto(f"/ui/jobs/{child_id}") and page.get_by_role("table").filter(
         has_text="What changed in the runspec").count() == 1  # the waiting job's page did show its diff
     assert_accessible({name: problems for name, problems in found.items() if problems})
+
+
+@pytest.mark.parametrize("checkpoint", ["blueprint", "strategy_spec", "trace_preview", "improvements"])
+def test_an_idea_jobs_checkpoint_page_has_no_serious_violation_and_fits_390px(page, screenshot, people, checkpoint):
+    # given an idea job waiting at the checkpoint, and a reviewer who may also ask its agents again (the rerun
+    # forms show)
+    a_snapshot(TINY_SNAPSHOT)
+    job_id = an_idea_job_at(checkpoint, people)
+    people.reviewer.groups.add(Group.objects.get(name="operators"))
+
+    # when she opens the job's page
+    log_in(page, "rita", next_url=f"/ui/jobs/{job_id}")
+    found = check(page, screenshot, f"idea-{checkpoint}", f"/ui/jobs/{job_id}")
+
+    # then the review box shows the decision, with no serious or critical violation and nothing sideways at 390 px
+    assert page.get_by_role("button", name=f"Approve {checkpoint}").count() == 1
+    assert_accessible({f"idea at {checkpoint}": found} if found else {})
 
 
 # -- the admin -----------------------------------------------------------------------------------------------------
