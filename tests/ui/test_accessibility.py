@@ -65,16 +65,17 @@ def sideways(page) -> list[str]:
             for what, (scroll, client) in widths.items() if scroll > client]
 
 
-def check(page, screenshot, name: str, url: str | None = None) -> dict:
-    """Open `url` (or stay), run axe-core at desktop width, then narrow to 390 px, measure and take a screenshot;
-    what is wrong, by kind (empty when nothing is)."""
+def check(page, screenshot, name: str, url: str | None = None, *, status: int = 200) -> dict:
+    """Open `url` (or stay), run axe-core and the id check at desktop width, then narrow to 390 px, measure, run
+    axe-core again and take a screenshot; what is wrong, by kind (empty when nothing is)."""
     page.set_viewport_size(DESKTOP)
     if url is not None:
         response = page.goto(url)
-        assert response.status == 200, (url, response.status)
+        assert response.status == status, (url, response.status)
     problems = {"axe": axe_violations(page), "ids": dangling_references(page)}
     page.set_viewport_size(PHONE)
     problems["390px"] = sideways(page)
+    problems["axe at 390px"] = axe_violations(page)
     screenshot(f"390-{name}")
     page.set_viewport_size(DESKTOP)
     return {kind: found for kind, found in problems.items() if found}
@@ -146,6 +147,7 @@ def test_the_reviewer_pages_have_no_serious_violation_and_fit_390px(page, screen
     }
     for name, url in pages.items():
         found[name] = check(page, screenshot, name, url)
+    found["error-page"] = check(page, screenshot, "error-page", f"/ui/runs/compare?a={run_a}", status=400)
 
     # then none has a serious or critical violation, and none scrolls sideways at 390 px
     assert page.goto(f"/ui/jobs/{child_id}") and page.get_by_role("table").filter(
