@@ -7,6 +7,7 @@ from pathlib import Path
 
 import axe_playwright_python
 import pytest
+from playwright.sync_api import expect
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group
 
@@ -148,6 +149,16 @@ def test_the_reviewer_pages_have_no_serious_violation_and_fit_390px(page, screen
     for name, url in pages.items():
         found[name] = check(page, screenshot, name, url)
     found["error-page"] = check(page, screenshot, "error-page", f"/ui/runs/compare?a={run_a}", status=400)
+    found["registry-refused-filter"] = check(page, screenshot, "registry-refused-filter",
+                                             "/ui/registry?root_job_id=not-a-job", status=400)
+    # and a refused decision: a rejection without a reason (the browser's own check of the field taken away), so
+    # that the page shows the form again with the field's error
+    page.goto(f"/ui/jobs/{child_id}")
+    page.get_by_label("Reason").evaluate("field => field.removeAttribute('required')")
+    page.get_by_role("button", name="Reject runspec").click()
+    expect(page.get_by_text("A rejection needs a reason.").first).to_be_visible()
+    assert page.get_by_label("Reason").get_attribute("aria-invalid") == "true"
+    found["refused-decision"] = check(page, screenshot, "refused-decision")
 
     # then none has a serious or critical violation, and none scrolls sideways at 390 px
     assert page.goto(f"/ui/jobs/{child_id}") and page.get_by_role("table").filter(
