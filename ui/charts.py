@@ -6,6 +6,8 @@ JavaScript, and what the page shows is what the dossier holds).
 import math
 from dataclasses import dataclass
 
+from .templatetags import ui_format
+
 WIDTH, HEIGHT = 760, 300
 # The right margin leaves room for half of the last date label, which is centred on the last bar.
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 44, 16, 40
@@ -132,7 +134,7 @@ def line_chart(dates: list[str], series: list[tuple[str, str, list]], *, baselin
     def x(k: int) -> float:
         return MARGIN_LEFT + (right - MARGIN_LEFT) * k / last
 
-    shown = (lambda v: f"{100 * v:.2f}%") if percent else (lambda v: f"{v:.3f}")
+    shown = ui_format.percent if percent else ui_format.ratio
     lines, described = [], []
     for name, kind, values in series:
         drawn = [(k, i) for k, i in enumerate(days) if has(values, i)]
@@ -171,7 +173,7 @@ def bar_chart(bars: list[tuple[str, float | None, str]]) -> BarChart | None:
     for k, (label, value, kind) in enumerate(bars):
         top, base = sorted((y(value), zero))
         left = MARGIN_LEFT + slot * k + (slot - width) / 2
-        drawn.append(Bar(label=label, value=value, shown=f"{100 * value:.2f}%", kind=kind,
+        drawn.append(Bar(label=label, value=value, shown=ui_format.percent(value), kind=kind,
                          x=round(left, 1), y=round(top, 1), width=round(width, 1),
                          height=round(max(base - top, 0.5), 1), center=round(left + width / 2, 1),
                          text_y=round(top - 4 if value >= 0 else base + 12, 1)))

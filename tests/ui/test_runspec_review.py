@@ -104,7 +104,12 @@ def test_a_child_at_runspec_shows_the_plan_the_gates_and_the_diff_against_its_pa
     gates = box[box.index('class="review-table gate-plan"'):]
     for gate in bundle["gates"]:
         assert f'<th scope="row"><code>{gate["gate_id"]}</code></th><td><code>{gate["metric"]}</code></td>' in gates
-    assert "<td><code>&gt;=</code></td><td class=\"number\">0.5</td>" in gates
+    # each threshold written as its metric is (ui_format.metric): a fraction in percent, a ratio with two decimals
+    for metric, operator, threshold in (("oos.deflated_sharpe", "&gt;=", "0.50"), ("trials.pbo", "&lt;=", "0.50"),
+                                        ("segments.positive_share", "&gt;=", "50.00%"),
+                                        ("oos.max_drawdown", "&gt;=", "-35.00%"), ("oos.trades", "&gt;=", "10")):
+        assert (f'<td><code>{metric}</code></td><td><code>{operator}</code></td>'
+                f'<td class="number">{threshold}</td>') in gates, metric
     # the diff against the parent: fast went from 5 to 8
     assert f'the parent job <a href="/ui/jobs/{parent_id}">' in box
     assert diff_rows(box)["strategy.params.fast"] == ("changed", "<code>5</code>", "<code>8</code>")

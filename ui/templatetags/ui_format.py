@@ -1,4 +1,6 @@
-"""How the pages write numbers, metrics, times and JSON."""
+"""How the pages write numbers, metrics, times and JSON: the one rule for a metric's format (`metric`), used by
+every page that shows one (run, comparison, registry, gate results, the gates of a runspec under review) and by
+the charts' descriptions and bar values (ui/charts.py)."""
 import json
 from datetime import datetime
 
@@ -54,9 +56,10 @@ def num(value) -> str:
     return str(value)
 
 
-# Ratios, written with a fixed number of decimals so that a column of them lines up.
+# Ratios (and the probabilities of the statistics: PSR, deflated Sharpe, PBO), written with a fixed number of
+# decimals so that a column of them lines up.
 RATIO_METRICS = frozenset({"sharpe", "sortino", "calmar", "beta", "information_ratio", "profit_factor", "skew",
-                           "kurtosis", "psr", "t_stat"})
+                           "kurtosis", "psr", "deflated_sharpe", "pbo", "t_stat"})
 RATIO_DECIMALS = 2
 
 
@@ -76,10 +79,17 @@ def ratio(value) -> str:
     return f"{value:.{RATIO_DECIMALS}f}" if _is_number(value) else num(value)
 
 
+def metric_key(name: str) -> str:
+    """The metric a name or a gate's metric path is about: `oos.max_drawdown` and `stress.costs_x2.sharpe` are a
+    max drawdown and a Sharpe ratio, written as such."""
+    return str(name).rsplit(".", 1)[-1]
+
+
 @register.filter
 def metric(value, key: str) -> str:
     """A metric as the pages write it: returns and drawdowns (every fraction) in percent, ratios with a fixed
-    number of decimals, the rest as `num`."""
+    number of decimals, the rest as `num`; `key` is the metric's name or a dotted path to it (a gate's metric)."""
+    key = metric_key(key)
     if key in PERCENT_METRICS:
         return percent(value)
     if key in RATIO_METRICS:
@@ -92,6 +102,7 @@ def metric_difference(value, key: str) -> str:
     """A difference of two values of a metric, signed: fractions in percentage points (+1.20 pp)."""
     if not _is_number(value):
         return num(value)
+    key = metric_key(key)
     if key in PERCENT_METRICS:
         return f"{100 * value:+.2f} pp"
     if key in RATIO_METRICS:
