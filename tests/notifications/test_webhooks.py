@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from notifications.models import Delivery, DeliveryAttempt
-from notifications.services import run_pass
+from notifications.services import plan, run_pass
 
 from ..builders import SECRET, Reply, a_closed_port, hook_config, waiting_job
 
@@ -149,3 +149,34 @@ def test_a_webhook_takes_only_its_kinds(receiver, settings, monkeypatch, people)
     error_job(people.submitter, "for this hook")
     run_pass()
     assert [r.body["kind"] for r in receiver.requests] == ["error"]
+
+
+def test_a_delivery_another_sender_holds_is_left_to_it_until_its_claim_expires(hooked, people):
+    # given a planned webhook delivery that another sender holds for one more minute
+    waiting_job(people.submitter, "held elsewhere")
+    start = timezone.now()
+    plan(now=start)
+    delivery = webhook_deliveries().get()
+    Delivery.objects.filter(id=delivery.id).update(claimed_until=start + timedelta(minutes=1), claim_token="other")
+
+    # when a pass runs while the claim holds: nothing is sent and nothing recorded
+    run_pass(now=start)
+    assert hooked.requests == [] and attempts_of(delivery) == []
+    assert Delivery.objects.get(id=delivery.id).claim_token == "other"
+
+    # then once the claim has expired (its sender died), the delivery is sent
+    run_pass(now=start + timedelta(minutes=2))
+    assert len(hooked.requests) == 1 and attempts_of(delivery) == [(1, "delivered", 200)]
+
+
+def test_a_webhook_removed_from_the_configuration_fails_its_pending_deliveries(hooked, people, settings):
+    hooked.script(Reply(status=503, body=b""))
+    waiting_job(people.submitter, "removed hook")
+    start = timezone.now()
+    run_pass(now=start)
+    settings.EAM_WEBHOOKS = []
+    run_pass(now=start + LATER)
+    delivery = webhook_deliveries().get()
+    assert delivery.status == Delivery.Status.FAILED
+    assert attempts_of(delivery) == [(1, "retry", 503), (2, "failed", None)]
+    assert "no longer configured" in delivery.last_error
