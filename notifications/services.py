@@ -23,7 +23,7 @@ from jobs.api.streams import safe_horizon
 from jobs.models import JobEvent
 
 from . import mail, webhooks
-from .kinds import NOTABLE_EVENTS, notable
+from .kinds import NOTABLE_EVENTS, Kind, notable
 from .models import Delivery, DeliveryAttempt, NotificationSetting, PlanCursor
 from .notices import notice_of
 from .recipients import recipients
@@ -61,11 +61,23 @@ def run_pass(*, now: datetime | None = None) -> NotifySummary:
     return summary
 
 
+def save_settings(*, user, email_kinds: list[str]) -> NotificationSetting:
+    """Store which kinds `user` receives by e-mail: the kinds not in `email_kinds` are turned off. Applies to the
+    events planned from now on."""
+    off = [str(kind) for kind in Kind if str(kind) not in email_kinds]
+    setting, _ = NotificationSetting.objects.update_or_create(user=user, defaults={"email_off": off})
+    return setting
+
+
 # -- planning --------------------------------------------------------------------------------------------------
 
 def plan(*, now: datetime) -> int:
     """Deliveries for every committed event after the cursor; how many were written."""
     hooks = webhooks.configured()
+    # An idle pass reads once and takes no lock: on SQLite the planning transaction takes the write lock.
+    last = PlanCursor.objects.filter(name=CURSOR).values_list("last_event_id", flat=True).first() or 0
+    if not JobEvent.objects.filter(id__gt=last).exists():
+        return 0
     written = 0
     while True:
         with transaction.atomic():  # IMMEDIATE on SQLite; the cursor row's lock on PostgreSQL

@@ -11,21 +11,8 @@ from django.views.decorators.http import require_http_methods
 from ui.views import with_navigation
 
 from .forms import NotificationSettingsForm
-from .kinds import Kind
-from .models import NotificationSetting
-
-
-def receiving(user) -> list[str]:
-    """The kinds `user` receives by e-mail now."""
-    setting = NotificationSetting.objects.filter(user=user).first()
-    return [str(kind) for kind in Kind if setting is None or setting.receives(kind)]
-
-
-def save_settings(*, user, email_kinds: list[str]) -> NotificationSetting:
-    """Store what `user` receives by e-mail: the kinds not in `email_kinds` are turned off."""
-    off = [str(kind) for kind in Kind if str(kind) not in email_kinds]
-    setting, _ = NotificationSetting.objects.update_or_create(user=user, defaults={"email_off": off})
-    return setting
+from .services import save_settings
+from .selectors import receiving
 
 
 @login_required
