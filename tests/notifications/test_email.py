@@ -146,3 +146,30 @@ def test_an_escalation_emails_the_members_of_its_group(addressed):
     assert "[EAM] Escalated: escalated one" in message.subject
     assert "was escalated to methodology at runspec" in message.body
     assert Delivery.objects.filter(kind="escalated", channel="email").count() == 1
+
+
+def test_an_smtp_server_that_refuses_is_retried_then_the_email_delivered(addressed, settings):
+    # given an SMTP backend whose server refuses connections (nothing listens on the port)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ..builders import a_closed_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", a_closed_port(), 5
+    waiting_job(addressed.submitter, "smtp down")
+    start = timezone.now()
+
+    # when a pass runs, then the server comes back (the test outbox) and a later pass runs
+    run_pass(now=start)
+    delivery = Delivery.objects.get(target="rita")
+    assert delivery.status == Delivery.Status.PENDING and "ConnectionRefusedError" in delivery.last_error
+    assert mail.outbox == []
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    run_pass(now=start + timedelta(hours=1))
+
+    # then the second attempt delivered it, and both attempts are recorded
+    assert len(outbox_to(addressed.reviewer.email)) == 1
+    assert list(DeliveryAttempt.objects.filter(delivery=delivery).values_list("number", "outcome")) == [
+        (1, "retry"), (2, "delivered")]
