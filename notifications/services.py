@@ -54,10 +54,12 @@ class NotifySummary:
 
 
 def run_pass(*, now: datetime | None = None) -> NotifySummary:
-    """Plan the deliveries of every event not yet planned, then send every delivery due at `now`."""
-    now = now or timezone.now()
-    summary = NotifySummary(planned=plan(now=now))
-    summary.outcomes = send_due(now=now)
+    """Plan the deliveries of every event not yet planned, then send every delivery that is due. `now` fixes the
+    pass's clock (tests move it on); without it each claim and attempt reads the time when it happens, so that a
+    long pass never claims with a time already past."""
+    clock = (lambda: now) if now is not None else timezone.now
+    summary = NotifySummary(planned=plan(now=clock()))
+    summary.outcomes = send_due(clock=clock)
     return summary
 
 
@@ -125,10 +127,11 @@ def _unclaimed(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
-def send_due(*, now: datetime) -> list[str]:
-    """Send each delivery due at `now` that no other sender holds; the outcome of each attempt made."""
+def send_due(*, clock) -> list[str]:
+    """Send each delivery due now (`clock()`) that no other sender holds; the outcome of each attempt made."""
     import httpx
 
+    now = clock()
     due = list(Delivery.objects.filter(_unclaimed(now), status=Delivery.Status.PENDING, next_attempt_at__lte=now)
                .order_by("next_attempt_at", "id").values_list("id", flat=True)[:SEND_BATCH])
     if not due:
@@ -137,7 +140,7 @@ def send_due(*, now: datetime) -> list[str]:
     outcomes = []
     with httpx.Client(timeout=webhooks.timeout(), follow_redirects=False) as client:
         for delivery_id in due:
-            outcome = _attempt(delivery_id, now=now, hooks=hooks, client=client)
+            outcome = _attempt(delivery_id, now=clock(), hooks=hooks, client=client)
             if outcome is not None:
                 outcomes.append(outcome)
     return outcomes
@@ -153,7 +156,11 @@ def _attempt(delivery_id: int, *, now: datetime, hooks: dict, client) -> str | N
         return None
     delivery = Delivery.objects.select_related("event").get(id=delivery_id)
     started = time.monotonic()
-    sent = _send(delivery, hooks, client)
+    try:
+        sent = _send(delivery, hooks, client)
+    except Exception as exc:  # the one runner of a send: a bug is recorded and retried, never the whole pass lost
+        log.exception("delivery %s: sending failed unexpectedly", delivery_id)
+        sent = Sent(False, retryable=True, error=f"{type(exc).__name__}: {exc}")
     duration_ms = int((time.monotonic() - started) * 1000)
     return _record(delivery, token, sent, now=now, duration_ms=duration_ms)
 

@@ -173,3 +173,17 @@ def test_an_smtp_server_that_refuses_is_retried_then_the_email_delivered(address
     assert len(outbox_to(addressed.reviewer.email)) == 1
     assert list(DeliveryAttempt.objects.filter(delivery=delivery).values_list("number", "outcome")) == [
         (1, "retry"), (2, "delivered")]
+
+
+def test_an_address_that_cannot_be_sent_to_is_recorded_and_the_pass_goes_on(addressed):
+    # given a reviewer whose address holds a line break (the e-mail cannot even be built), and another reviewer
+    with_email(addressed.reviewer, "rita@example.org\nBcc: someone@example.org")
+    waiting_job(addressed.submitter, "bad address")
+
+    run_pass()
+
+    # then the failure is an attempt on that delivery, and the other reviewer still got their e-mail
+    delivery = Delivery.objects.get(target="rita")
+    assert delivery.status == Delivery.Status.PENDING and "BadHeaderError" in delivery.last_error
+    assert DeliveryAttempt.objects.get(delivery=delivery).outcome == "retry"
+    assert [m.to for m in mail.outbox] == [[addressed.superuser.email]]
