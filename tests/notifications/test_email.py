@@ -5,14 +5,14 @@ from django.contrib.auth.models import Group
 from django.core import mail
 
 from jobs import services
-from jobs.events import Actor, NewEvent
+from jobs.events import Actor
 from jobs.pipelines import EventType
 from notifications.models import Delivery, DeliveryAttempt, NotificationSetting
 from notifications.recipients import eligible_reviewers
 from notifications.services import run_pass
 
 from ..builders import (
-    WORKER, a_user, append, cancelled_job, done_job, error_job, rejected_job, stopped_job, submitted, waiting_job, with_email,
+    a_user, cancelled_job, done_job, error_job, rejected_job, stopped_job, submitted, waiting_job, with_email,
 )
 
 pytestmark = pytest.mark.django_db
@@ -131,21 +131,37 @@ def test_events_nobody_is_told_of_plan_nothing(addressed):
 
 @pytest.mark.skipif(not hasattr(EventType, "CHECKPOINT_ESCALATED"),
                     reason="CHECKPOINT_ESCALATED is not an event type yet (deadlines are being added)")
-def test_an_escalation_emails_the_members_of_its_group(addressed):
-    # given a waiting job whose checkpoint the deadline escalated to the group methodology
-    methodology = with_email(a_user("mia", "methodology"))
-    job = waiting_job(addressed.submitter, "escalated one")
-    append(job.job_id, NewEvent(EventType("CHECKPOINT_ESCALATED"), WORKER, step="runspec",
-                                payload={"group": "methodology"}))
+def test_an_escalation_emails_the_members_of_its_group(addressed, policy_root):
+    # Written against the deadlines of the approval rules (jobs.deadlines, tests/builders/approvals.py): it runs
+    # once they are part of this tree.
+    from datetime import timedelta
+
+    from jobs import deadlines, events
+
+    from ..builders import a_rules_bundle, reviewers_in, to_runspec_review
+
+    # given a job waiting at runspec under a rule that escalates to `methodology` after a second
+    bundle = a_rules_bundle(policy_root, "escalating", runspec={
+        "required": [{"group": "quants", "count": 1}], "respond_within": "1s", "on_timeout": "escalate",
+        "escalate_to": "methodology"})
+    reviewers_in("quants", 1)
+    methodology = with_email(a_user("mia", "reviewers", "methodology"))
+    job = submitted(addressed.submitter, "escalated one", policy_bundle_id=bundle)
+    to_runspec_review(job.job_id)
+    run_pass()
     mail.outbox.clear()
 
+    # when the deadline has passed and a worker's pass escalated the checkpoint
+    [action] = deadlines.sweep(now=events.now() + timedelta(hours=1), job_ids=[job.job_id])
+    assert action.action == "escalate"
     run_pass()
 
     # then the group's members hear of it, and nobody outside the group does
     [message] = outbox_to(methodology.email)
     assert "[EAM] Escalated: escalated one" in message.subject
     assert "was escalated to methodology at runspec" in message.body
-    assert Delivery.objects.filter(kind="escalated", channel="email").count() == 1
+    assert list(Delivery.objects.filter(kind="escalated", channel="email").values_list("target", flat=True)) == [
+        "mia"]
 
 
 def test_an_smtp_server_that_refuses_is_retried_then_the_email_delivered(addressed, settings):
