@@ -1,8 +1,10 @@
 """Notifications from real processes: the worker (run_jobs) tells the receiver a job waits, and overlapping
 `manage.py notify --once` passes plan and send each delivery exactly once."""
 import collections
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -28,6 +30,13 @@ def finish(process, timeout=300) -> str:
     assert process.returncode == 0, err
     assert "Traceback" not in err, err
     return out
+
+
+def stop(process):
+    """A worker a failed test left running must not keep the test database open."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -59,6 +68,32 @@ def test_the_worker_tells_the_receiver_that_a_job_waits(child_env):
     delivery = Delivery.objects.get(channel="webhook")
     assert delivery.status == "delivered"
     assert list(DeliveryAttempt.objects.values_list("number", "outcome", "http_status")) == [(1, "delivered", 200)]
+
+
+def test_a_loop_worker_retries_a_failed_webhook_on_a_later_pass(child_env, request):
+    # given a loop worker whose receiver answers 500 twice, then 200, with short retry delays
+    a_snapshot(TINY_SNAPSHOT)
+    with a_webhook_receiver(500, 500) as receiver:
+        env = {**hook_env(child_env, receiver.url), "EAM_NOTIFY_RETRY_SECONDS": "0.2"}
+        worker = manage(env, "run_jobs", "--interval", "0.1", "--worker-id", "looper")
+        request.addfinalizer(lambda: stop(worker))
+
+        # when a job is submitted and reaches its checkpoint
+        job = submitted(SUBMITTER, "retried by the loop", **TINY_RUN)
+
+        # then the loop's later passes try again until the third attempt is delivered, without a new process
+        deadline = time.monotonic() + 60
+        while not Delivery.objects.filter(channel="webhook", status="delivered").exists():
+            assert time.monotonic() < deadline and worker.poll() is None, "not delivered"
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0 and "Traceback" not in err, err
+    assert JobState.objects.get(job_id=job.job_id).status == "waiting_approval"
+    delivery = Delivery.objects.get(channel="webhook")
+    assert list(DeliveryAttempt.objects.filter(delivery=delivery).values_list("number", "outcome", "http_status")) \
+        == [(1, "retry", 500), (2, "retry", 500), (3, "delivered", 200)]
+    assert len(receiver.requests) == 3
 
 
 def test_overlapping_notify_passes_plan_and_send_each_delivery_once(child_env, people):
