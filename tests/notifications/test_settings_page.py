@@ -138,4 +138,10 @@ def test_operators_read_each_delivery_with_its_attempts(staff, hooked):
         assert client.get(listing).status_code == 403
         assert client.get(page).status_code == 403
     assert session_client(staff.operator).get("/admin/notifications/notificationsetting/").status_code == 200
+    # every delivery (e-mail delivered, webhook to retry), filtered and searched: never a 500
+    operator = session_client(staff.operator)
+    pages = [f"/admin/notifications/delivery/{pk}/change/" for pk in Delivery.objects.values_list("id", flat=True)]
+    pages += [f"{listing}?{query}" for query in ("status__exact=pending", "status__exact=failed", "kind__exact=waiting",
+                                                 "channel__exact=email", f"q={delivery.job_id}", "q=%00", "o=-3")]
+    assert {url: operator.get(url).status_code for url in pages} == {url: 200 for url in pages}
     assert Delivery.objects.get(id=delivery.id).attempts == 1  # nothing changed by looking
