@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "research",
     "jobs",
     "workflow",
+    "notifications",
     "ui",
 ]
 
@@ -179,6 +180,20 @@ EAM_STREAM_HEARTBEAT_SECONDS = env.float("EAM_STREAM_HEARTBEAT_SECONDS", default
 EAM_STREAM_POLL_SECONDS = env.float("EAM_STREAM_POLL_SECONDS", default=0.5)
 EAM_STREAM_SAFETY_POLL_SECONDS = env.float("EAM_STREAM_SAFETY_POLL_SECONDS", default=15.0)
 EAM_STREAM_MAX_CONNECTIONS = env.int("EAM_STREAM_MAX_CONNECTIONS", default=100)  # open streams per process
+# Notifications (docs/notifications.md): e-mail through Django's backend (the console by default), and webhooks,
+# a JSON list of {name, url, secret_env, kinds?}; a webhook's secret is read from the variable it names.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="eam@localhost")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+EAM_SITE_URL = env.str("EAM_SITE_URL", default="http://localhost:8000")
+EAM_WEBHOOKS = env.json("EAM_WEBHOOKS", default=[])
+EAM_NOTIFY_MAX_ATTEMPTS = env.int("EAM_NOTIFY_MAX_ATTEMPTS", default=5)
+EAM_NOTIFY_RETRY_SECONDS = env.float("EAM_NOTIFY_RETRY_SECONDS", default=30.0)
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -2,8 +2,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from notifications.views import notification_settings
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Among the /ui pages, from the notifications app (which sits above jobs, beside ui).
+    path("ui/settings/notifications", notification_settings, name="notification-settings"),
     path("ui/", include("ui.urls")),
     path("", include("jobs.api.urls")),
 ]

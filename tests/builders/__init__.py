@@ -26,3 +26,6 @@ from .snapshots import FOUR_YEARS, MONTH, SNAPSHOT, TINY_SNAPSHOT, a_snapshot, s
 from .tampering import forged_event, guard_off, insert_rows  # noqa: F401
 from .store import counts, store_snapshot, stored_files, table_rows  # noqa: F401
 from .model_server import Reply, a_closed_port, a_model_server, chat_completion, rule_based_answer  # noqa: F401
+from .notifications import (  # noqa: F401
+    SECRET, SECRET_ENV, a_webhook_receiver, hook_config, hook_env, plan_from_here, with_email,
+)

@@ -27,11 +27,13 @@ class Reply:
 
 @dataclass(frozen=True)
 class Received:
-    """One request as the server read it: headers by lower-case name, the body parsed (None if not JSON)."""
+    """One request as the server read it: headers by lower-case name, the body parsed (None if not JSON) and as
+    received (`raw`, for a signature over its bytes)."""
 
     path: str
     headers: dict
     body: dict | None
+    raw: bytes = b""
 
 
 def chat_completion(content: str, *, model: str = "test-model") -> bytes:
@@ -88,7 +90,7 @@ def _handler_for(server: ModelServer):
                 body = json.loads(raw)
             except ValueError:
                 body = None
-            reply = server._take(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            reply = server._take(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw))
             time.sleep(reply.delay)
             payload = reply.body or b""
             try:

@@ -8,6 +8,9 @@ A loop worker also writes an anchor of every job's head when it starts and every
 (jobs.anchors; none when nothing moved), and every EAM_RECONCILE_SECONDS releases expired leases with an event
 (workflow.reconcile, the cheap part of `manage.py reconcile`).
 
+After each pass the worker plans and sends notifications (notifications.services.run_pass): the events it
+announces have committed, and a notification that fails waits for a later pass, never the jobs.
+
 A loop worker that loses its database (a restart, a network cut) logs it and keeps trying, each pause longer
 than the last up to 30 s, until the database is back (`claims.retrying`).
 """
@@ -27,6 +30,7 @@ from jobs import deadlines
 from jobs.anchors import anchor_heads
 from jobs.errors import DomainError
 from jobs.services import check_job_id
+from notifications.services import run_pass as notify
 from workflow import claims
 from workflow.orchestrator import GraceExpired, PassSummary, WorkerConfig, run_pass, step_in_flight
 from workflow.reconcile import recover_expired_leases
@@ -40,7 +44,7 @@ class Command(BaseCommand):
     help = "Advance runnable jobs: run each due step until the job waits for approval or ends."
     # A worker refuses to start without the guard triggers, but skips the URL checks: they import the
     # whole web stack, which a cron worker never serves, and would double its start-up time.
-    requires_system_checks = ["guards", "signing", "agents", Tags.models]
+    requires_system_checks = ["guards", "signing", "agents", "notifications", Tags.models]
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="one pass, then exit (for cron and timers)")
@@ -136,6 +140,16 @@ class Command(BaseCommand):
             for recovery in recovered:
                 self.stdout.write(f"lease released: {recovery.line()}")
 
+        def notify_after_pass():
+            try:
+                summary = notify()
+            except Exception as exc:  # a notification is worth a warning, never the worker
+                self.stderr.write(f"could not send notifications: {exc}")
+                connection.close()
+                return
+            if once or summary.planned or summary.outcomes:
+                self.stdout.write(summary.line())
+
         if not once:
             signal.signal(signal.SIGTERM, on_stop)
             signal.signal(signal.SIGINT, on_stop)
@@ -160,6 +174,7 @@ class Command(BaseCommand):
                         f"{summary.count('failed_will_retry')} to retry, {summary.count('error')} error(s), "
                         f"{summary.count('fenced')} fenced, in {time.monotonic() - started:.2f}s"
                     )
+                notify_after_pass()
                 if once or stopping:
                     return
                 if not summary.steps:

@@ -1,0 +1,52 @@
+"""Who is told of what: the one place that chooses the people of each kind of notification."""
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import Q
+
+from jobs.models import JobEvent, JobSpec
+from jobs.roles import APPROVE
+
+from .kinds import Kind
+
+OPERATORS = "operators"
+
+
+def _active():
+    return get_user_model().objects.filter(is_active=True)
+
+
+def _holding(perm: str):
+    """Active users who hold `perm` ("app_label.codename") as Django's ModelBackend decides it: directly, through a
+    group, or as a superuser (jobs.roles.held_by answers the same for one user)."""
+    app_label, codename = perm.split(".", 1)
+    granted = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    return _active().filter(Q(is_superuser=True) | Q(user_permissions__in=granted)
+                            | Q(groups__permissions__in=granted)).distinct()
+
+
+def eligible_reviewers(job: JobSpec, step: str | None) -> list:
+    """The people who may decide `step` of `job`: holders of the approve permission other than its submitter.
+    (The approval rules of a job's policy bundle will decide this when they exist.)"""
+    return list(_holding(APPROVE).exclude(username=job.submitted_by).order_by("username"))
+
+
+def _submitter(job: JobSpec) -> list:
+    return list(_active().filter(username=job.submitted_by))
+
+
+def _members(group: str | None) -> list:
+    return list(_active().filter(groups__name=group).order_by("username")) if group else []
+
+
+def recipients(kind: Kind, event: JobEvent, job: JobSpec) -> list:
+    """The users to tell about `event` (of `kind`), each once, in a stable order."""
+    if kind == Kind.WAITING:
+        people = eligible_reviewers(job, event.step)
+    elif kind == Kind.ESCALATED:
+        people = _members((event.payload or {}).get("group"))
+    elif kind == Kind.ERROR:
+        people = _submitter(job) + _members(OPERATORS)
+    else:  # decided, finished: the submitter
+        people = _submitter(job)
+    unique = {user.pk: user for user in people}
+    return list(unique.values())
