@@ -3,7 +3,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import Q
 
-from jobs.models import JobEvent, JobSpec
+from jobs.approvals import eligible_users
+from jobs.models import JobEvent, JobSpec, JobState
 from jobs.roles import APPROVE
 
 from .kinds import Kind
@@ -25,9 +26,18 @@ def _holding(perm: str):
 
 
 def eligible_reviewers(job: JobSpec, step: str | None) -> list:
-    """The people who may decide `step` of `job`: holders of the approve permission other than its submitter.
-    (The approval rules of a job's policy bundle will decide this when they exist.)"""
-    return list(_holding(APPROVE).exclude(username=job.submitted_by).order_by("username"))
+    """The people who may decide `step` of `job`: under the checkpoint's approval rule (fixed at submit, see
+    jobs.approvals), the eligible reviewers of its groups; without one, holders of the approve permission other
+    than its submitter."""
+    review = JobState.objects.filter(job_id=job.job_id).values_list("review", flat=True).first() or {}
+    rule = (review.get("rules") or {}).get(step)
+    if rule is None:
+        return list(_holding(APPROVE).exclude(username=job.submitted_by).order_by("username"))
+    people = {}
+    for need in rule["required"]:
+        for user in eligible_users(need["group"], submitter=job.submitted_by):
+            people.setdefault(user.pk, user)
+    return sorted(people.values(), key=lambda user: user.get_username())
 
 
 def _submitter(job: JobSpec) -> list:

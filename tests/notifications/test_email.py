@@ -1,18 +1,20 @@
 """E-mail through Django's backend (the test outbox here): who receives each kind, what it says, and the settings
 that turn a kind off."""
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
 
-from jobs import services
+from jobs import deadlines, events, services
 from jobs.events import Actor
-from jobs.pipelines import EventType
 from notifications.models import Delivery, DeliveryAttempt, NotificationSetting
 from notifications.recipients import eligible_reviewers
 from notifications.services import run_pass
 
 from ..builders import (
-    a_user, cancelled_job, done_job, error_job, rejected_job, stopped_job, submitted, waiting_job, with_email,
+    a_rules_bundle, a_user, cancelled_job, done_job, error_job, rejected_job, reviewers_in, stopped_job, submitted,
+    to_runspec_review, waiting_job, with_email,
 )
 
 pytestmark = pytest.mark.django_db
@@ -129,16 +131,17 @@ def test_events_nobody_is_told_of_plan_nothing(addressed):
     assert mail.outbox == [] and Delivery.objects.count() == 0
 
 
-@pytest.mark.skipif(not hasattr(EventType, "CHECKPOINT_ESCALATED"),
-                    reason="CHECKPOINT_ESCALATED is not an event type yet (deadlines are being added)")
+def test_under_an_approval_rule_only_the_eligible_reviewers_of_its_groups_hear_a_job_waits(addressed, policy_root):
+    bundle = a_rules_bundle(policy_root, "quants_only", runspec={"required": [{"group": "quants", "count": 1}]})
+    quant = with_email(reviewers_in("quants", 1)[0])
+    job = submitted(addressed.submitter, "quants decide", policy_bundle_id=bundle)
+    to_runspec_review(job.job_id)
+    run_pass()
+    assert [m.to for m in mail.outbox if "quants decide" in m.subject] == [[quant.email]]
+    assert {u.username for u in eligible_reviewers(job, "runspec")} == {"quants1"}
+
+
 def test_an_escalation_emails_the_members_of_its_group(addressed, policy_root):
-    # Written against the deadlines of the approval rules (jobs.deadlines, tests/builders/approvals.py): it runs
-    # once they are part of this tree.
-    from datetime import timedelta
-
-    from jobs import deadlines, events
-
-    from ..builders import a_rules_bundle, reviewers_in, to_runspec_review
 
     # given a job waiting at runspec under a rule that escalates to `methodology` after a second
     bundle = a_rules_bundle(policy_root, "escalating", runspec={
