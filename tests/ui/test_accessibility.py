@@ -184,6 +184,32 @@ def test_an_idea_jobs_checkpoint_page_has_no_serious_violation_and_fits_390px(pa
     assert_accessible({f"idea at {checkpoint}": found} if found else {})
 
 
+def test_a_job_under_an_approval_rule_and_the_notification_settings_have_no_serious_violation(
+        page, screenshot, people, policy_root, settings):
+    # given jobs under approval rules (one partly approved, one escalated after its deadline), and a lead who may
+    # approve as a member of the escalation group and override (the rule's box, the deadline and both forms show)
+    from django.contrib.auth.models import Permission
+
+    from ..builders import jobs_at_each_rule_state
+
+    jobs = jobs_at_each_rule_state(people, policy_root)
+    lead = people.reviewer
+    lead.groups.add(Group.objects.get(name="ruled-leads"))
+    lead.user_permissions.add(Permission.objects.get(codename="override_approval"))
+
+    # when she opens their pages and her notification settings
+    log_in(page, "rita", next_url=f"/ui/jobs/{jobs['partial'].job_id}")
+    found = {name: check(page, screenshot, f"rule-{name}", f"/ui/jobs/{jobs[name].job_id}")
+             for name in ("partial", "escalated", "timed_out")}
+    expect(page.get_by_text("Escalated to").first).to_have_count(0)  # the timed-out job is rejected: no rule box
+    page.goto(f"/ui/jobs/{jobs['escalated'].job_id}")
+    expect(page.get_by_role("button", name="Open runspec without its approvals")).to_have_count(1)
+    found["notification-settings"] = check(page, screenshot, "notification-settings", "/ui/settings/notifications")
+
+    # then none has a serious or critical violation, and none scrolls sideways at 390 px
+    assert_accessible({name: problems for name, problems in found.items() if problems})
+
+
 # -- the admin -----------------------------------------------------------------------------------------------------
 
 def admin_log_in(page, user) -> None:

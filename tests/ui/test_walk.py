@@ -6,7 +6,9 @@ import pytest
 
 from jobs.models import JobEvent
 
-from ..builders import done_job_with_run, jobs_in_every_status, run_id_of, session_client, waiting_job
+from ..builders import (
+    ADMIN, done_job_with_run, jobs_at_each_rule_state, jobs_in_every_status, run_id_of, session_client, waiting_job,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +56,24 @@ def test_every_page_for_every_status_and_person(people, settings):
     settings.EAM_PUBLIC_READ = True
     statuses = walk(session_client(), urls)
     assert statuses == {url: 302 if url in ("/ui/", "/ui/jobs/waiting-for-me") else 200 for url in urls}
+    assert JobEvent.objects.count() == before
+
+
+def test_every_page_for_each_state_an_approval_rule_adds_and_the_newer_pages(people, policy_root, settings):
+    # given jobs under rules: partly approved, escalated, reminded, rejected by a deadline, overridden
+    jobs = jobs_at_each_rule_state(people, policy_root)
+    states = {job.job_id: job.state.status for job in jobs.values()}
+    assert sorted(states.values()) == ["queued", "rejected", "waiting_approval", "waiting_approval", "waiting_approval"]
+    urls = [f"/ui/jobs/{job.job_id}" for job in jobs.values()] + [
+        "/ui/jobs?status=waiting_approval", "/ui/jobs/waiting-for-me", "/ui/registry", "/ui/snapshots",
+        "/ui/settings/notifications"]
+    before = JobEvent.objects.count()
+
+    # when each person opens every page (and the admin's page of each job, for the superuser), then none fails
+    for person in (people.reviewer, people.submitter, people.operator, people.superuser, people.nobody):
+        assert walk(session_client(person), urls) == {url: 200 for url in urls}, person.username
+    admin_pages = [f"{ADMIN}{job.job_id}/change/" for job in jobs.values()]
+    assert walk(session_client(people.superuser), admin_pages) == {url: 200 for url in admin_pages}
     assert JobEvent.objects.count() == before
 
 
