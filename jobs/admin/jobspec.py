@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
-from jobs import review, selectors, services
+from jobs import deadlines, review, selectors, services
 from jobs.events import Actor
 from jobs.errors import DomainError, InvalidInput, NotFound
 from jobs.models import JobSpec
@@ -113,6 +113,7 @@ class JobSpecAdmin(RecordAdmin):
             "gates": pages.gate_results(detail),
             "has_run": pages.run_completed(detail),
             "may_decide": detail["can_approve"] or detail["can_reject"],
+            "deadline": deadlines.deadline_of(job.job_id, detail["approval"]),
             "approve_url": reverse("admin:jobs_jobspec_approve", args=[quote(job.job_id)]),
             "reject_url": reverse("admin:jobs_jobspec_reject", args=[quote(job.job_id)]),
             "api_url": reverse("job-detail", kwargs={"job_id": job.job_id}),

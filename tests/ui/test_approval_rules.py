@@ -70,3 +70,12 @@ def test_the_override_form_needs_its_permission_and_a_reason(ruled_job):
     event = JobEvent.objects.get(job_id=job.job_id, event_type="APPROVAL_OVERRIDDEN")
     assert (event.actor["id"], event.payload["reason"]) == ("lena", "risk signed on paper")
     assert JobState.objects.get(job_id=job.job_id).next_step == "run"
+
+
+def test_the_admin_job_page_shows_the_rule_and_its_progress(ruled_job, people):
+    job, (q1, _, _) = ruled_job
+    session_client(q1).post(f"/ui/jobs/{job.job_id}/approve", {"step": "runspec"})
+    response = session_client(people.superuser).get(f"/admin/jobs/jobspec/{job.job_id}/change/")
+    shown = response.content.decode()
+    assert response.status_code == 200
+    assert "Approval rule" in shown and "quants1 (<code>quants</code>)" in shown and "Respond by" in shown
