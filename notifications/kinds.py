@@ -54,6 +54,13 @@ def notable(event_type: str, payload: dict | None) -> Notable | None:
     return NOTABLE_EVENTS.get(event_type)
 
 
+# An approval under an approval rule fills one group's count; the checkpoint may still wait for others.
+COUNTED_APPROVAL = "got an approval at {step} (counts for {group})"
+
+
 def what_happened(event_type: str, step: str | None, payload: dict) -> str:
     """`event_type`'s sentence for this event, e.g. "waits for review at runspec"."""
-    return NOTABLE_EVENTS[event_type].what.format(step=step or "-", group=(payload or {}).get("group") or "-")
+    payload = payload or {}
+    if event_type == "APPROVED" and payload.get("counts_for"):
+        return COUNTED_APPROVAL.format(step=step or "-", group=payload["counts_for"])
+    return NOTABLE_EVENTS[event_type].what.format(step=step or "-", group=payload.get("group") or "-")

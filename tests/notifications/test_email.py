@@ -206,3 +206,14 @@ def test_an_address_that_cannot_be_sent_to_is_recorded_and_the_pass_goes_on(addr
     assert delivery.status == Delivery.Status.PENDING and "BadHeaderError" in delivery.last_error
     assert DeliveryAttempt.objects.get(delivery=delivery).outcome == "retry"
     assert [m.to for m in mail.outbox] == [[addressed.superuser.email]]
+
+
+def test_an_approval_under_a_rule_tells_the_submitter_which_group_it_counts_for(addressed, policy_root):
+    bundle = a_rules_bundle(policy_root, "two_quants", runspec={"required": [{"group": "quants", "count": 2}]})
+    quant = reviewers_in("quants", 2)[0]
+    job = submitted(addressed.submitter, "counted", policy_bundle_id=bundle)
+    to_runspec_review(job.job_id)
+    services.approve(job_id=job.job_id, step="runspec", actor=Actor.user(quant))
+    run_pass()
+    [message] = [m for m in outbox_to(addressed.submitter.email) if "counted" in m.subject]
+    assert "got an approval at runspec (counts for quants)" in message.body

@@ -17,6 +17,7 @@ from ..builders import (
     ADMIN, TINY_SNAPSHOT, a_snapshot, an_idea_job_at, error_job, ran_job, rejected_job, run_id_of, running_job,
     submitted, waiting_job,
 )
+from ..admin.test_browser import log_in as admin_log_in
 from .test_browser import log_in
 from .test_runspec_review import SNAPSHOT_ID, a_child_waiting_at_runspec
 
@@ -211,14 +212,6 @@ def test_a_job_under_an_approval_rule_and_the_notification_settings_have_no_seri
 
 
 # -- the admin -----------------------------------------------------------------------------------------------------
-
-def admin_log_in(page, user) -> None:
-    page.goto(f"/admin/login/?next={ADMIN}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", f"{user.username}-pass-123")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"**{ADMIN}")
-
 
 def test_the_admin_pages_have_no_serious_violation_and_fit_390px(page, screenshot, people):
     # given a reviewer with the admin open to her, a child job waiting at runspec, its parent done, another waiting
