@@ -1,6 +1,7 @@
 """Every builder of the tests, in one place: import them from here. The modules sort them by concept: documents
 (blueprints, ideas, job specs), snapshots, people and their clients, events, jobs in each state, and what was
 written."""
+from .bundles import an_idea_job_with_reruns_and_children, exported, finished_jobs  # noqa: F401
 from .clients import ADMIN, assert_error, client_for, job_page, post_json, session_client, texts  # noqa: F401
 from .documents import (  # noqa: F401
     BARE, FAMILIES, PIPELINE, RESEARCH, SMALL_SYMBOLS, TINY_SYMBOLS, a_blueprint, a_job_spec, an_idea,

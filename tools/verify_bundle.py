@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Verify an EAM audit bundle with the Python standard library alone: no Django, no database, no network.
+
+    python tools/verify_bundle.py PATH [--keys FILE]
+
+PATH is a job's folder (<job_id>/ with job_spec.json), a folder of such folders, or a .tar.gz of them. Exit 0
+with one summary line per job when every check passes; exit 1 with a report naming each file (and seq) at fault.
+The job's state is re-derived with the service's own rules (jobs/state.py, jobs/pipelines.py: standard library
+only, imported from the repository this script sits in). docs/audit.md says what a pass proves.
+"""
+import argparse
+import json
+import os
+import stat
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from jobs.state import IllegalTransition, derive_state  # noqa: E402  (standard library only)
+from tools import bundle_format as fmt  # noqa: E402
+from tools.ed25519_verify import public_key_from_pem, verify  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    problem: str
+    seq: int | None = None
+
+    def __str__(self):
+        return f"{self.file}" + (f" seq {self.seq}" if self.seq is not None else "") + f": {self.problem}"
+
+
+@dataclass
+class Report:
+    job: str
+    findings: list[Finding] = field(default_factory=list)
+    summary: str = ""
+
+    def add(self, file: str, problem: str, seq: int | None = None) -> None:
+        self.findings.append(Finding(file, problem, seq))
+
+
+# -- reading a bundle: only plain files at plain relative paths -------------------------------------------------
+
+def _plain_path(name: str) -> str | None:
+    """Why `name` is not a plain relative path inside the bundle, or None."""
+    if not name or "\\" in name or "\x00" in name or name.startswith("/") or PurePosixPath(name).is_absolute():
+        return "an absolute or malformed path"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "a path with an empty, '.' or '..' component"
+    return None
+
+
+def read_folder(folder: Path) -> tuple[dict[str, bytes], list[Finding]]:
+    """The files under `folder` by relative path; a symlink or any other non-regular file is a finding."""
+    files, findings = {}, []
+    for current, dirs, names in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + names):
+            full = Path(current, name)
+            rel = full.relative_to(folder).as_posix()
+            mode = os.lstat(full).st_mode
+            if stat.S_ISLNK(mode):
+                findings.append(Finding(rel, "is a symbolic link (a bundle holds plain files only)"))
+                if name in dirs:
+                    dirs.remove(name)
+            elif stat.S_ISREG(mode):
+                files[rel] = full.read_bytes()
+            elif not stat.S_ISDIR(mode):
+                findings.append(Finding(rel, "is not a regular file"))
+    return files, findings
+
+
+def read_archive(path: Path) -> dict[str, tuple[dict[str, bytes], list[Finding]]]:
+    """Each job folder of a .tar.gz: {folder name: (files, findings)}. Nothing is extracted to disk."""
+    jobs: dict[str, tuple[dict, list]] = {}
+    with tarfile.open(path, "r:gz") as archive:
+        for member in archive.getmembers():
+            name = member.name.rstrip("/")
+            top, _, rel = name.partition("/")
+            files, findings = jobs.setdefault(top, ({}, []))
+            problem = _plain_path(name)
+            if problem:
+                findings.append(Finding(name, f"archive member with {problem}"))
+            elif member.issym() or member.islnk():
+                findings.append(Finding(rel or name, "is a link (a bundle holds plain files only)"))
+            elif member.isfile() and rel:
+                files[rel] = archive.extractfile(member).read()
+            elif not member.isdir():
+                findings.append(Finding(rel or name, "is not a regular file"))
+    return jobs
+
+
+def read_bundles(path: Path) -> dict[str, tuple[dict[str, bytes], list[Finding]]]:
+    if path.is_file():
+        return read_archive(path)
+    if (path / fmt.JOB_SPEC).exists() or (path / fmt.EVENTS).exists():
+        return {path.name: read_folder(path)}
+    return {child.name: read_folder(child) for child in sorted(path.iterdir())
+            if child.is_dir() and not child.is_symlink()}
+
+
+# -- keys -----------------------------------------------------------------------------------------------------
+
+def parse_keys(data: bytes, source: str, report: Report) -> dict[str, bytes]:
+    """{key id: 32 raw public key bytes} from a keys.json document (or {key id: PEM} as an auditor may hold)."""
+    try:
+        doc = json.loads(data)
+        entries = doc["keys"] if isinstance(doc, dict) and "keys" in doc else doc
+        keys = {}
+        for key_id, value in entries.items():
+            if isinstance(value, dict):
+                value = value["public_key"]
+            raw = public_key_from_pem(value) if value.lstrip().startswith("-----") else bytes.fromhex(value)
+            if len(raw) != 32:
+                raise ValueError(f"key {key_id} is not 32 bytes")
+            keys[key_id] = raw
+        return keys
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        report.add(source, f"cannot be read as public keys: {exc}")
+        return {}
+
+
+# -- the checks -----------------------------------------------------------------------------------------------
+
+def _json(files: dict, name: str, report: Report):
+    if name not in files:
+        report.add(name, "is missing")
+        return None
+    try:
+        return json.loads(files[name])
+    except ValueError as exc:
+        report.add(name, f"is not JSON: {exc}")
+        return None
+
+
+def check_spec(files: dict, folder: str, report: Report) -> dict | None:
+    spec = _json(files, fmt.JOB_SPEC, report)
+    if not isinstance(spec, dict):
+        return None
+    if fmt.content_id(spec) != folder:
+        report.add(fmt.JOB_SPEC, f"its content id is {fmt.content_id(spec)}, not the job id {folder}")
+    member, path = fmt.INPUTS.get(spec.get("kind"), (None, None))
+    if member is None:
+        report.add(fmt.JOB_SPEC, f"unknown kind {spec.get('kind')!r}")
+        return spec
+    inputs = _json(files, path, report)
+    if inputs is not None and fmt.canonical_json(inputs) != fmt.canonical_json(spec.get(member)):
+        report.add(path, f"is not the spec's {member}")
+    return spec
+
+
+def check_events(files: dict, folder: str, keys: dict[str, bytes], state_doc: dict, report: Report) -> list[dict]:
+    """The events, each line's canonical form, seq, chain and signature checked; [] if unreadable."""
+    if fmt.EVENTS not in files:
+        report.add(fmt.EVENTS, "is missing")
+        return []
+    span = (state_doc or {}).get("events") or {}
+    expected_seq, prev_hash = span.get("from_seq", 1), span.get("prev_hash", fmt.ZERO_HASH)
+    lines = []
+    raw_lines = files[fmt.EVENTS].split(b"\n")
+    if raw_lines[-1] != b"":
+        report.add(fmt.EVENTS, "does not end with a newline")
+    for number, raw in enumerate(raw_lines[:-1] if raw_lines[-1] == b"" else raw_lines, start=1):
+        try:
+            line = json.loads(raw)
+            if not isinstance(line, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            report.add(fmt.EVENTS, f"line {number} is not a JSON event: {exc}", expected_seq)
+            expected_seq += 1
+            continue
+        seq = line.get("seq")
+        if fmt.canonical_json(line) + b"\n" != raw + b"\n":
+            report.add(fmt.EVENTS, "the line is not in canonical form (altered)", seq)
+        if seq != expected_seq:
+            report.add(fmt.EVENTS, f"expected seq {expected_seq} here (event missing, moved or repeated)", seq)
+        if line.get("job_id") != folder:
+            report.add(fmt.EVENTS, f"belongs to job {line.get('job_id')}, not {folder}", seq)
+        if line.get("prev_hash") != prev_hash:
+            report.add(fmt.EVENTS, "prev_hash is not the hash of the event before", seq)
+        digest = line.get("hash")
+        try:
+            recomputed = fmt.chain_hash(str(line.get("prev_hash")), fmt.hashed_document(line))
+        except ValueError:
+            recomputed = None
+        if recomputed != digest:
+            report.add(fmt.EVENTS, "hash does not match the event's content (altered)", seq)
+        problem = _signature_problem(keys, line.get("key_id"), line.get("signature"), fmt.EVENT_CONTEXT,
+                                     str(digest).encode())
+        if problem:
+            report.add(fmt.EVENTS, f"{line.get('event_type')}: {problem}", seq)
+        lines.append(line)
+        prev_hash, expected_seq = digest, (seq if isinstance(seq, int) else expected_seq) + 1
+    return lines
+
+
+def _signature_problem(keys: dict, key_id, signature, context: bytes, message: bytes) -> str | None:
+    if not key_id or not signature:
+        return "not signed"
+    key = keys.get(key_id)
+    if key is None:
+        return f"signed with key {key_id}, which is not among the public keys"
+    try:
+        ok = verify(key, context + message, bytes.fromhex(signature))
+    except (ValueError, TypeError):
+        ok = False
+    return None if ok else f"the signature does not verify with key {key_id} (forged or altered)"
+
+
+def check_inputs_recorded(files: dict, spec: dict | None, lines: list[dict], report: Report) -> None:
+    if not spec or not lines or lines[0].get("seq") != 1:
+        return
+    member, path = fmt.INPUTS.get(spec.get("kind"), (None, None))
+    recorded = (lines[0].get("payload") or {}).get("inputs_sha256")
+    if member and recorded != fmt.sha256_hex(fmt.canonical_json(spec.get(member))):
+        report.add(fmt.JOB_SPEC, f"the submit event records inputs sha256 {recorded}, not the sha256 of the "
+                                 f"spec's {member}", 1)
+
+
+def check_state(spec: dict | None, lines: list[dict], state_doc: dict | None, report: Report) -> str | None:
+    """Re-derive the state with the service's rules and compare it with state.json; the status, or None."""
+    if not isinstance(state_doc, dict) or not spec or report.findings:
+        return None  # a broken chain is reported already; its replay would say nothing more
+    span = state_doc.get("events") or {}
+    last = lines[-1] if lines else {}
+    if span.get("to_seq") != last.get("seq") or span.get("last_hash") != last.get("hash"):
+        report.add(fmt.EVENTS, f"ends at seq {last.get('seq')}, but state.json records seq {span.get('to_seq')} "
+                               "as the last event (events removed or added)", last.get("seq"))
+        return None
+    if span.get("from_seq", 1) != 1:
+        return None  # an incremental tail: the state before it is not in the bundle
+    try:
+        derived = derive_state(lines, kind=spec.get("kind"))
+    except (IllegalTransition, ValueError, KeyError, TypeError) as exc:
+        report.add(fmt.EVENTS, f"the events cannot be replayed: {exc}", _failing_seq(spec, lines))
+        return None
+    derived_doc = fmt.state_document(derived)
+    for name in sorted(set(derived_doc) | set(state_doc.get("state") or {})):
+        recorded = (state_doc.get("state") or {}).get(name)
+        if derived_doc.get(name) != recorded:
+            report.add(fmt.STATE, f"records {name} {recorded!r}, the events say {derived_doc.get(name)!r}")
+    return derived_doc.get("status")
+
+
+def _failing_seq(spec: dict, lines: list[dict]) -> int | None:
+    for count in range(1, len(lines) + 1):
+        try:
+            derive_state(lines[:count], kind=spec.get("kind"))
+        except (IllegalTransition, ValueError, KeyError, TypeError):
+            return lines[count - 1].get("seq")
+    return None
+
+
+def check_artifacts(files: dict, folder: str, lines: list[dict], report: Report) -> int:
+    """Every artifact the events record against its bytes and outputs.json; no file the bundle may not hold."""
+    index = _json(files, fmt.OUTPUTS_INDEX, report) or {}
+    run_id = fmt.run_id_of(lines)
+    recorded: dict[str, tuple[str, int]] = {}
+    for line in lines:
+        for ref in fmt.recorded_refs(line.get("payload")):
+            path = fmt.bundle_path(folder, run_id, ref["path"])
+            if path is not None:
+                recorded[path] = (ref["sha256"], line.get("seq"))
+    listed = {entry.get("path"): entry for entry in index.get("artifacts") or [] if isinstance(entry, dict)}
+    for path, (sha256, seq) in sorted(recorded.items()):
+        if path not in files:
+            report.add(path, f"recorded by the event at seq {seq} but missing from the bundle", seq)
+        elif fmt.sha256_hex(files[path]) != sha256:
+            report.add(path, f"sha256 {fmt.sha256_hex(files[path])} is not the {sha256} the event recorded", seq)
+        if (listed.get(path) or {}).get("sha256") != sha256:
+            report.add(fmt.OUTPUTS_INDEX, f"does not list {path} with the sha256 the event at seq {seq} recorded")
+    for path in sorted(set(listed) - set(recorded)):
+        report.add(fmt.OUTPUTS_INDEX, f"lists {path}, which no event records")
+    unrecorded = {e.get("path"): e for e in index.get("unrecorded") or [] if isinstance(e, dict)}
+    for path, entry in sorted(unrecorded.items()):
+        if path not in files or fmt.sha256_hex(files[path]) != entry.get("sha256"):
+            report.add(str(path), "is missing or not the file outputs.json lists")
+    for path in sorted(files):
+        if path not in recorded and path not in unrecorded and path not in fmt.TOP_FILES \
+                and not path.startswith("inputs/"):
+            report.add(path, "is a file that neither the events nor outputs.json name")
+    check_holdout(files, report)
+    return len(recorded)
+
+
+def check_holdout(files: dict, report: Report) -> None:
+    """No curve or trades of a holdout segment, and no file at all of one other than its metrics."""
+    roles = {}
+    for name in (f"{fmt.DOSSIER}/dossier.json", "outputs/runspec.json"):
+        try:
+            doc = json.loads(files[name]) if name in files else {}
+            segments = doc.get("segments")
+            segments = segments.get("list") if isinstance(segments, dict) else segments
+            roles.update({s.get("segment_id") or s.get("id"): s.get("role") for s in segments or []})
+        except (ValueError, AttributeError, TypeError):
+            continue
+    for path in sorted(files):
+        parts = path.split("/")
+        if len(parts) == 4 and parts[:2] == [fmt.DOSSIER, "segments"] and parts[3] != "metrics.json":
+            if roles.get(parts[2]) == "holdout" or parts[3] in ("curve.csv", "trades.csv") and parts[2] not in roles:
+                report.add(path, "a holdout segment's curve or trades: the holdout shows its metrics only")
+
+
+def check_anchor(files: dict, folder: str, keys: dict, lines: list[dict], report: Report) -> str:
+    doc = _json(files, fmt.ANCHOR, report)
+    if not isinstance(doc, dict):
+        return "anchor unreadable"
+    if doc.get("covered") is False:
+        return f"no anchor covers this job ({doc.get('reason')})"
+    anchor, proof = doc.get("anchor") or {}, doc.get("proof") or {}
+    try:
+        head, index, size = proof["head"], proof["index"], proof["size"]
+        path = [bytes.fromhex(h) for h in proof["path"]]
+        heads = anchor["heads"]
+    except (KeyError, TypeError, ValueError) as exc:
+        report.add(fmt.ANCHOR, f"is not a complete anchor with its proof: {exc}")
+        return "anchor malformed"
+    if fmt.sha256_hex(fmt.canonical_json(anchor) + b"\n") != doc.get("sha256"):
+        report.add(fmt.ANCHOR, "the anchor document is not the one whose sha256 it names")
+    problem = _signature_problem(keys, anchor.get("key_id"), anchor.get("signature"), fmt.ANCHOR_CONTEXT,
+                                 fmt.anchor_signed_part(anchor))
+    if problem:
+        report.add(fmt.ANCHOR, f"anchor signature: {problem}")
+    leaves = [fmt.leaf_hash(*h) for h in heads] if all(isinstance(h, list) and len(h) == 3 for h in heads) else []
+    if fmt.tree_hash(leaves).hex() != anchor.get("root") or anchor.get("jobs") != len(heads):
+        report.add(fmt.ANCHOR, "the anchor's root or count is not that of the heads it lists")
+    if not isinstance(head, list) or len(head) != 3 or head[0] != folder:
+        report.add(fmt.ANCHOR, f"the proof is about {head!r}, not job {folder}")
+        return "anchor proof malformed"
+    try:
+        root = fmt.root_from_path(fmt.leaf_hash(*head), index, size, path)
+    except TypeError:
+        root = None
+    if root is None or root.hex() != anchor.get("root") or size != len(heads) or heads[index] != head:
+        report.add(fmt.ANCHOR, "the Merkle proof does not lead from the job's head to the anchor's root")
+    seq, digest = head[1], head[2]
+    at = next((line for line in lines if line.get("seq") == seq), None)
+    if at is None:
+        report.add(fmt.EVENTS, f"the anchor recorded seq {seq}, which events.jsonl does not hold (truncated)", seq)
+    elif at.get("hash") != digest:
+        report.add(fmt.EVENTS, "the event's hash is not the one the anchor recorded (chain rewritten)", seq)
+    return f"anchor {doc.get('path')} proves seq {seq}"
+
+
+def verify_job(files: dict[str, bytes], folder: str, *, auditor_keys: dict[str, bytes] | None = None,
+               found: list[Finding] = ()) -> Report:
+    report = Report(folder, list(found))
+    keys_doc = files.get(fmt.KEYS)
+    bundle_keys = parse_keys(keys_doc, fmt.KEYS, report) if keys_doc is not None else {}
+    if keys_doc is None:
+        report.add(fmt.KEYS, "is missing")
+    keys = bundle_keys
+    if auditor_keys is not None:
+        keys = auditor_keys  # the keys the auditor holds decide; the bundle's own are only compared
+        for key_id in sorted(set(bundle_keys) & set(auditor_keys)):
+            if bundle_keys[key_id] != auditor_keys[key_id]:
+                report.add(fmt.KEYS, f"key {key_id} is not the public key the auditor holds under that id")
+    spec = check_spec(files, folder, report)
+    state_doc = _json(files, fmt.STATE, report)
+    if isinstance(state_doc, dict) and state_doc.get("job_id") != folder:
+        report.add(fmt.STATE, f"is about job {state_doc.get('job_id')}, not {folder}")
+    lines = check_events(files, folder, keys, state_doc if isinstance(state_doc, dict) else {}, report)
+    check_inputs_recorded(files, spec, lines, report)
+    artifacts = check_artifacts(files, folder, lines, report)
+    anchored = check_anchor(files, folder, keys, lines, report)
+    status = check_state(spec, lines, state_doc, report)
+    first, last = (lines[0].get("seq"), lines[-1].get("seq")) if lines else (0, 0)
+    signers = sorted({line.get("key_id") for line in lines if line.get("key_id")})
+    report.summary = (f"OK {folder}: {len(lines)} events (seq {first}-{last}) chained and signed by "
+                      f"{', '.join(signers) or 'no key'}; state {status or 'not re-derived (tail)'}; "
+                      f"{artifacts} recorded artifacts match; {anchored}")
+    return report
+
+
+def verify_path(path: Path, auditor_keys: dict[str, bytes] | None = None) -> list[Report]:
+    return [verify_job(files, folder, auditor_keys=auditor_keys, found=found)
+            for folder, (files, found) in sorted(read_bundles(path).items())]
+
+
+def main(argv=None, out=sys.stdout) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", type=Path, help="a job's bundle folder, a folder of them, or a .tar.gz")
+    parser.add_argument("--keys", type=Path, help="public keys the auditor holds (JSON: key id -> hex or PEM); "
+                                                 "they replace the bundle's keys.json")
+    args = parser.parse_args(argv)
+    if not args.path.exists():
+        parser.error(f"{args.path} does not exist")
+    auditor_keys = None
+    if args.keys:
+        holder = Report("--keys")
+        auditor_keys = parse_keys(args.keys.read_bytes(), str(args.keys), holder)
+        if holder.findings:
+            out.write(f"FAIL {holder.findings[0]}" + "\n")
+            return 1
+    reports = verify_path(args.path, auditor_keys)
+    if not reports:
+        out.write(f"FAIL {args.path}: no job bundle found" + "\n")
+        return 1
+    failed = [r for r in reports if r.findings]
+    for report in reports:
+        if report.findings:
+            for finding in report.findings:
+                out.write(f"FAIL {report.job}/{finding}" + "\n")
+        else:
+            out.write(report.summary + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
