@@ -65,17 +65,8 @@ def bundle_files(job_id: str, *, since_seq: int = 0) -> dict[str, bytes]:
 def _artifacts(job_id: str, lines: list[dict], *, whole: bool) -> dict[str, bytes]:
     """The artifacts the events record (and, for a whole bundle, every other file of the job's folder and of its
     run's dossier), with outputs/outputs.json, their index."""
-    run_id = fmt.run_id_of(lines)
-    recorded, external = {}, []
-    for line in lines:
-        for ref in fmt.recorded_refs(line["payload"]):
-            path = fmt.bundle_path(job_id, run_id, ref["path"])
-            entry = {"storage_path": ref["path"], "sha256": ref["sha256"], "bytes": ref["bytes"], "seq": line["seq"]}
-            if path is None:
-                external.append(entry)
-            else:
-                recorded[path] = entry
-    files, unrecorded = {}, []
+    run_id, recorded, external = fmt.recorded_artifacts(job_id, lines)
+    files, unrecorded = {}, {}
     for path, entry in recorded.items():
         try:
             files[path] = read_artifact(entry["storage_path"])
@@ -92,13 +83,8 @@ def _artifacts(job_id: str, lines: list[dict], *, whole: bool) -> dict[str, byte
                 files[path] = read_artifact(storage_path, within=folder)
             except ArtifactNotFound:
                 continue  # a symlink out of the folder: not this job's file
-            unrecorded.append({"path": path, "sha256": fmt.sha256_hex(files[path]), "bytes": len(files[path])})
-    files[fmt.OUTPUTS_INDEX] = fmt.json_bytes({
-        "bundle_schema": fmt.BUNDLE_SCHEMA, "job_id": job_id, "run_id": run_id,
-        "artifacts": [{"path": path, **entry} for path, entry in sorted(recorded.items())],
-        "unrecorded": sorted(unrecorded, key=lambda e: e["path"]),
-        "external": external,
-    })
+            unrecorded[path] = files[path]
+    files[fmt.OUTPUTS_INDEX] = fmt.outputs_index(job_id, run_id, recorded, unrecorded, external)
     return files
 
 

@@ -7,6 +7,7 @@ tests/audit checks that both give the same bytes on real jobs.
 """
 import hashlib
 import json
+import re
 from dataclasses import fields
 from enum import Enum
 
@@ -26,6 +27,7 @@ EVENT_CONTEXT = b"eam-event-v1:"
 ANCHOR_CONTEXT = b"eam-anchor-v1:"
 ANCHOR_SIGNED_FIELDS = ("anchor_schema", "anchored_at", "jobs", "root", "heads", "previous")
 ZERO_HASH = "0" * 64
+HEX = re.compile(r"(?:[0-9a-f]{2})*")
 # The members of an event line that its hash does not cover: the hash itself and the signature over it.
 UNHASHED = ("hash", "key_id", "signature")
 # Tar members: fixed metadata, so that the same files always make the same archive.
@@ -152,6 +154,36 @@ def run_id_of(lines: list[dict]) -> str | None:
             if len(parts) > 2 and parts[0] == "dossiers":
                 return parts[1]
     return None
+
+
+def recorded_artifacts(job_id: str, lines: list[dict]) -> tuple[str | None, dict[str, dict], list[dict]]:
+    """What the events record: (the run id, {bundle path: entry} of the files the bundle carries, the entries of
+    files it does not carry); each entry {storage_path, sha256, bytes, seq} of the last event that recorded it."""
+    run_id = run_id_of(lines)
+    recorded, external = {}, []
+    for line in lines:
+        for ref in recorded_refs(line.get("payload")):
+            path = bundle_path(job_id, run_id, ref["path"])
+            entry = {"storage_path": ref["path"], "sha256": ref["sha256"], "bytes": ref.get("bytes"),
+                     "seq": line.get("seq")}
+            if path is None:
+                external.append(entry)
+            else:
+                recorded[path] = entry
+    return run_id, recorded, external
+
+
+def outputs_index(job_id: str, run_id: str | None, recorded: dict[str, dict], unrecorded: dict[str, bytes],
+                  external: list[dict]) -> bytes:
+    """outputs/outputs.json: every artifact the events record (path in the bundle, storage path, sha256, bytes,
+    seq), the job's other files (derived ones no event records), and recorded files the bundle does not carry."""
+    return json_bytes({
+        "bundle_schema": BUNDLE_SCHEMA, "job_id": job_id, "run_id": run_id,
+        "artifacts": [{"path": path, **entry} for path, entry in sorted(recorded.items())],
+        "unrecorded": [{"path": path, "sha256": sha256_hex(data), "bytes": len(data)}
+                       for path, data in sorted(unrecorded.items())],
+        "external": external,
+    })
 
 
 def state_document(state) -> dict:

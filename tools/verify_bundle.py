@@ -10,12 +10,9 @@ only, imported from the repository this script sits in). docs/audit.md says what
 """
 import argparse
 import json
-import os
-import stat
 import sys
-import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -23,17 +20,8 @@ if str(ROOT) not in sys.path:
 
 from jobs.state import IllegalTransition, derive_state  # noqa: E402  (standard library only)
 from tools import bundle_format as fmt  # noqa: E402
+from tools.bundle_reader import Finding, read_bundles  # noqa: E402
 from tools.ed25519_verify import public_key_from_pem, verify  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    problem: str
-    seq: int | None = None
-
-    def __str__(self):
-        return f"{self.file}" + (f" seq {self.seq}" if self.seq is not None else "") + f": {self.problem}"
 
 
 @dataclass
@@ -44,65 +32,6 @@ class Report:
 
     def add(self, file: str, problem: str, seq: int | None = None) -> None:
         self.findings.append(Finding(file, problem, seq))
-
-
-# -- reading a bundle: only plain files at plain relative paths -------------------------------------------------
-
-def _plain_path(name: str) -> str | None:
-    """Why `name` is not a plain relative path inside the bundle, or None."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/") or PurePosixPath(name).is_absolute():
-        return "an absolute or malformed path"
-    if any(part in ("", ".", "..") for part in name.split("/")):
-        return "a path with an empty, '.' or '..' component"
-    return None
-
-
-def read_folder(folder: Path) -> tuple[dict[str, bytes], list[Finding]]:
-    """The files under `folder` by relative path; a symlink or any other non-regular file is a finding."""
-    files, findings = {}, []
-    for current, dirs, names in os.walk(folder, followlinks=False):
-        for name in sorted(dirs + names):
-            full = Path(current, name)
-            rel = full.relative_to(folder).as_posix()
-            mode = os.lstat(full).st_mode
-            if stat.S_ISLNK(mode):
-                findings.append(Finding(rel, "is a symbolic link (a bundle holds plain files only)"))
-                if name in dirs:
-                    dirs.remove(name)
-            elif stat.S_ISREG(mode):
-                files[rel] = full.read_bytes()
-            elif not stat.S_ISDIR(mode):
-                findings.append(Finding(rel, "is not a regular file"))
-    return files, findings
-
-
-def read_archive(path: Path) -> dict[str, tuple[dict[str, bytes], list[Finding]]]:
-    """Each job folder of a .tar.gz: {folder name: (files, findings)}. Nothing is extracted to disk."""
-    jobs: dict[str, tuple[dict, list]] = {}
-    with tarfile.open(path, "r:gz") as archive:
-        for member in archive.getmembers():
-            name = member.name.rstrip("/")
-            top, _, rel = name.partition("/")
-            files, findings = jobs.setdefault(top, ({}, []))
-            problem = _plain_path(name)
-            if problem:
-                findings.append(Finding(name, f"archive member with {problem}"))
-            elif member.issym() or member.islnk():
-                findings.append(Finding(rel or name, "is a link (a bundle holds plain files only)"))
-            elif member.isfile() and rel:
-                files[rel] = archive.extractfile(member).read()
-            elif not member.isdir():
-                findings.append(Finding(rel or name, "is not a regular file"))
-    return jobs
-
-
-def read_bundles(path: Path) -> dict[str, tuple[dict[str, bytes], list[Finding]]]:
-    if path.is_file():
-        return read_archive(path)
-    if (path / fmt.JOB_SPEC).exists() or (path / fmt.EVENTS).exists():
-        return {path.name: read_folder(path)}
-    return {child.name: read_folder(child) for child in sorted(path.iterdir())
-            if child.is_dir() and not child.is_symlink()}
 
 
 # -- keys -----------------------------------------------------------------------------------------------------
@@ -116,10 +45,7 @@ def parse_keys(data: bytes, source: str, report: Report) -> dict[str, bytes]:
         for key_id, value in entries.items():
             if isinstance(value, dict):
                 value = value["public_key"]
-            raw = public_key_from_pem(value) if value.lstrip().startswith("-----") else bytes.fromhex(value)
-            if len(raw) != 32:
-                raise ValueError(f"key {key_id} is not 32 bytes")
-            keys[key_id] = raw
+            keys[key_id] = public_key_from_pem(value) if value.lstrip().startswith("-----") else _hex(value, 32)
         return keys
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         report.add(source, f"cannot be read as public keys: {exc}")
@@ -128,15 +54,26 @@ def parse_keys(data: bytes, source: str, report: Report) -> dict[str, bytes]:
 
 # -- the checks -----------------------------------------------------------------------------------------------
 
-def _json(files: dict, name: str, report: Report):
+def _json(files: dict, name: str, report: Report, *, exact: bool = True):
+    """The JSON document `name`; with `exact`, its bytes must be the bundle's byte form of it (any edit shows)."""
     if name not in files:
         report.add(name, "is missing")
         return None
     try:
-        return json.loads(files[name])
+        doc = json.loads(files[name])
+        if exact and fmt.json_bytes(doc) != files[name]:
+            report.add(name, "is not in the bundle's byte form (altered)")
+        return doc
     except ValueError as exc:
         report.add(name, f"is not JSON: {exc}")
         return None
+
+
+def _hex(text, size: int | None = None) -> bytes:
+    """Lowercase hex only, as the service writes it (so that no two spellings name the same bytes)."""
+    if not isinstance(text, str) or not fmt.HEX.fullmatch(text) or (size is not None and len(text) != 2 * size):
+        raise ValueError(f"{text!r:.80} is not {'' if size is None else f'{size} bytes of '}lowercase hex")
+    return bytes.fromhex(text)
 
 
 def check_spec(files: dict, folder: str, report: Report) -> dict | None:
@@ -161,7 +98,8 @@ def check_events(files: dict, folder: str, keys: dict[str, bytes], state_doc: di
         report.add(fmt.EVENTS, "is missing")
         return []
     span = (state_doc or {}).get("events") or {}
-    expected_seq, prev_hash = span.get("from_seq", 1), span.get("prev_hash", fmt.ZERO_HASH)
+    expected_seq = span.get("from_seq") if isinstance(span.get("from_seq"), int) else 1
+    prev_hash = span.get("prev_hash", fmt.ZERO_HASH)
     lines = []
     raw_lines = files[fmt.EVENTS].split(b"\n")
     if raw_lines[-1] != b"":
@@ -175,26 +113,31 @@ def check_events(files: dict, folder: str, keys: dict[str, bytes], state_doc: di
             report.add(fmt.EVENTS, f"line {number} is not a JSON event: {exc}", expected_seq)
             expected_seq += 1
             continue
-        seq = line.get("seq")
-        if fmt.canonical_json(line) + b"\n" != raw + b"\n":
-            report.add(fmt.EVENTS, "the line is not in canonical form (altered)", seq)
+        seq, at = line.get("seq"), expected_seq  # findings name the seq this line should have
+        try:
+            canonical = fmt.canonical_json(line)
+        except ValueError:
+            canonical = None
+        if canonical != raw:
+            report.add(fmt.EVENTS, "the line is not in canonical form (altered)", at)
         if seq != expected_seq:
-            report.add(fmt.EVENTS, f"expected seq {expected_seq} here (event missing, moved or repeated)", seq)
+            report.add(fmt.EVENTS, f"expected seq {expected_seq} here, found seq {seq!r} (an event missing, moved or "
+                                   "repeated)", at)
         if line.get("job_id") != folder:
-            report.add(fmt.EVENTS, f"belongs to job {line.get('job_id')}, not {folder}", seq)
+            report.add(fmt.EVENTS, f"belongs to job {line.get('job_id')}, not {folder}", at)
         if line.get("prev_hash") != prev_hash:
-            report.add(fmt.EVENTS, "prev_hash is not the hash of the event before", seq)
+            report.add(fmt.EVENTS, "prev_hash is not the hash of the event before", at)
         digest = line.get("hash")
         try:
             recomputed = fmt.chain_hash(str(line.get("prev_hash")), fmt.hashed_document(line))
         except ValueError:
             recomputed = None
         if recomputed != digest:
-            report.add(fmt.EVENTS, "hash does not match the event's content (altered)", seq)
+            report.add(fmt.EVENTS, "hash does not match the event's content (altered)", at)
         problem = _signature_problem(keys, line.get("key_id"), line.get("signature"), fmt.EVENT_CONTEXT,
                                      str(digest).encode())
         if problem:
-            report.add(fmt.EVENTS, f"{line.get('event_type')}: {problem}", seq)
+            report.add(fmt.EVENTS, f"{line.get('event_type')}: {problem}", at)
         lines.append(line)
         prev_hash, expected_seq = digest, (seq if isinstance(seq, int) else expected_seq) + 1
     return lines
@@ -207,7 +150,7 @@ def _signature_problem(keys: dict, key_id, signature, context: bytes, message: b
     if key is None:
         return f"signed with key {key_id}, which is not among the public keys"
     try:
-        ok = verify(key, context + message, bytes.fromhex(signature))
+        ok = verify(key, context + message, _hex(signature, 64))
     except (ValueError, TypeError):
         ok = False
     return None if ok else f"the signature does not verify with key {key_id} (forged or altered)"
@@ -230,8 +173,11 @@ def check_state(spec: dict | None, lines: list[dict], state_doc: dict | None, re
     span = state_doc.get("events") or {}
     last = lines[-1] if lines else {}
     if span.get("to_seq") != last.get("seq") or span.get("last_hash") != last.get("hash"):
+        wanted = span.get("to_seq") if isinstance(span.get("to_seq"), int) else None
         report.add(fmt.EVENTS, f"ends at seq {last.get('seq')}, but state.json records seq {span.get('to_seq')} "
-                               "as the last event (events removed or added)", last.get("seq"))
+                               "as the last event (events removed or added)", wanted)
+        report.add(fmt.STATE, f"records seq {span.get('to_seq')} as the last event, events.jsonl ends at seq "
+                              f"{last.get('seq')}")
         return None
     if span.get("from_seq", 1) != 1:
         return None  # an incremental tail: the state before it is not in the bundle
@@ -258,33 +204,33 @@ def _failing_seq(spec: dict, lines: list[dict]) -> int | None:
 
 
 def check_artifacts(files: dict, folder: str, lines: list[dict], report: Report) -> int:
-    """Every artifact the events record against its bytes and outputs.json; no file the bundle may not hold."""
-    index = _json(files, fmt.OUTPUTS_INDEX, report) or {}
-    run_id = fmt.run_id_of(lines)
-    recorded: dict[str, tuple[str, int]] = {}
-    for line in lines:
-        for ref in fmt.recorded_refs(line.get("payload")):
-            path = fmt.bundle_path(folder, run_id, ref["path"])
-            if path is not None:
-                recorded[path] = (ref["sha256"], line.get("seq"))
-    listed = {entry.get("path"): entry for entry in index.get("artifacts") or [] if isinstance(entry, dict)}
-    for path, (sha256, seq) in sorted(recorded.items()):
+    """Every artifact the events record against its bytes; every other file listed by outputs.json, which must be
+    exactly the index of both; no file the bundle may not hold."""
+    run_id, recorded, external = fmt.recorded_artifacts(folder, lines)
+    for path, entry in sorted(recorded.items()):
         if path not in files:
-            report.add(path, f"recorded by the event at seq {seq} but missing from the bundle", seq)
-        elif fmt.sha256_hex(files[path]) != sha256:
-            report.add(path, f"sha256 {fmt.sha256_hex(files[path])} is not the {sha256} the event recorded", seq)
-        if (listed.get(path) or {}).get("sha256") != sha256:
-            report.add(fmt.OUTPUTS_INDEX, f"does not list {path} with the sha256 the event at seq {seq} recorded")
-    for path in sorted(set(listed) - set(recorded)):
-        report.add(fmt.OUTPUTS_INDEX, f"lists {path}, which no event records")
-    unrecorded = {e.get("path"): e for e in index.get("unrecorded") or [] if isinstance(e, dict)}
-    for path, entry in sorted(unrecorded.items()):
-        if path not in files or fmt.sha256_hex(files[path]) != entry.get("sha256"):
-            report.add(str(path), "is missing or not the file outputs.json lists")
-    for path in sorted(files):
-        if path not in recorded and path not in unrecorded and path not in fmt.TOP_FILES \
-                and not path.startswith("inputs/"):
-            report.add(path, "is a file that neither the events nor outputs.json name")
+            report.add(path, f"recorded by the event at seq {entry['seq']} but missing from the bundle", entry["seq"])
+        elif fmt.sha256_hex(files[path]) != entry["sha256"]:
+            report.add(path, f"sha256 {fmt.sha256_hex(files[path])} is not the {entry['sha256']} the event at seq "
+                             f"{entry['seq']} recorded (altered)", entry["seq"])
+    index = _json(files, fmt.OUTPUTS_INDEX, report, exact=False)
+    listed = {}
+    for entry in (index.get("unrecorded") if isinstance(index, dict) else None) or []:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            listed[entry["path"]] = entry
+    inputs = {path for _, path in fmt.INPUTS.values()}
+    others = {path for path in files if path not in recorded and path not in fmt.TOP_FILES and path not in inputs}
+    for path in sorted(others - set(listed)):
+        report.add(path, "is a file that neither the events nor outputs.json name")
+    for path, entry in sorted(listed.items()):
+        if path not in files:
+            report.add(path, "outputs.json lists it, but the bundle does not hold it")
+        elif path in others and fmt.sha256_hex(files[path]) != entry.get("sha256"):
+            report.add(path, "is not the file outputs.json lists (altered)")
+    unrecorded = {path: files[path] for path in others & set(listed)}
+    if index is not None and files[fmt.OUTPUTS_INDEX] != fmt.outputs_index(folder, run_id, recorded, unrecorded,
+                                                                           external):
+        report.add(fmt.OUTPUTS_INDEX, "is not the index of what the events record and the bundle holds (altered)")
     check_holdout(files, report)
     return len(recorded)
 
@@ -316,7 +262,7 @@ def check_anchor(files: dict, folder: str, keys: dict, lines: list[dict], report
     anchor, proof = doc.get("anchor") or {}, doc.get("proof") or {}
     try:
         head, index, size = proof["head"], proof["index"], proof["size"]
-        path = [bytes.fromhex(h) for h in proof["path"]]
+        path = [_hex(h, 32) for h in proof["path"]]
         heads = anchor["heads"]
     except (KeyError, TypeError, ValueError) as exc:
         report.add(fmt.ANCHOR, f"is not a complete anchor with its proof: {exc}")
@@ -352,9 +298,7 @@ def verify_job(files: dict[str, bytes], folder: str, *, auditor_keys: dict[str, 
                found: list[Finding] = ()) -> Report:
     report = Report(folder, list(found))
     keys_doc = files.get(fmt.KEYS)
-    bundle_keys = parse_keys(keys_doc, fmt.KEYS, report) if keys_doc is not None else {}
-    if keys_doc is None:
-        report.add(fmt.KEYS, "is missing")
+    bundle_keys = parse_keys(keys_doc, fmt.KEYS, report) if _json(files, fmt.KEYS, report) is not None else {}
     keys = bundle_keys
     if auditor_keys is not None:
         keys = auditor_keys  # the keys the auditor holds decide; the bundle's own are only compared

@@ -87,7 +87,7 @@ def test_an_incremental_tail_verifies_and_a_missing_anchor_is_said(artifact_root
 
     # a tail whose first event was dropped is refused
     files["events.jsonl"] = b"".join(files["events.jsonl"].splitlines(keepends=True)[1:])
-    assert any(f.file == "events.jsonl" and f.seq == 7 for f in verify_bundle.verify_job(files, job_id).findings)
+    assert any(f.file == "events.jsonl" and f.seq == 6 for f in verify_bundle.verify_job(files, job_id).findings)
 
     with pytest.raises(CommandError):
         call_command("export_job", job_id, "--since-seq", "999", "--root", str(tmp_path), stdout=io.StringIO())
