@@ -14,6 +14,7 @@ from .ideas import (  # noqa: F401
     walk_idea_to_done,
 )
 from .idea_reviews import an_idea_job_at, overwrite_artifact  # noqa: F401
+from .file_stores import a_v1_store, rewrite_events  # noqa: F401
 from .gated_runs import GatedRun, a_gated_run, a_snapshot_with_other_holdout  # noqa: F401
 from .jobs import (  # noqa: F401
     TINY_RUN, approve_waiting, cancelled_job, done_job, done_job_with_run, error_job, idea_waiting, job_with_events,
