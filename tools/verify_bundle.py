@@ -76,8 +76,10 @@ def _hex(text, size: int | None = None) -> bytes:
     return bytes.fromhex(text)
 
 
-def check_spec(files: dict, folder: str, report: Report) -> dict | None:
-    spec = _json(files, fmt.JOB_SPEC, report)
+def check_spec(files: dict, folder: str, recorded: set[str], report: Report) -> dict | None:
+    """The spec and its inputs file: in the bundle's byte form, unless an event recorded their bytes (then the
+    sha256 check of the artifacts covers them)."""
+    spec = _json(files, fmt.JOB_SPEC, report, exact=fmt.JOB_SPEC not in recorded)
     if not isinstance(spec, dict):
         return None
     if fmt.content_id(spec) != folder:
@@ -86,7 +88,7 @@ def check_spec(files: dict, folder: str, report: Report) -> dict | None:
     if member is None:
         report.add(fmt.JOB_SPEC, f"unknown kind {spec.get('kind')!r}")
         return spec
-    inputs = _json(files, path, report)
+    inputs = _json(files, path, report, exact=path not in recorded)
     if inputs is not None and fmt.canonical_json(inputs) != fmt.canonical_json(spec.get(member)):
         report.add(path, f"is not the spec's {member}")
     return spec
@@ -287,6 +289,9 @@ def check_anchor(files: dict, folder: str, keys: dict, lines: list[dict], report
         report.add(fmt.ANCHOR, "the Merkle proof does not lead from the job's head to the anchor's root")
     seq, digest = head[1], head[2]
     at = next((line for line in lines if line.get("seq") == seq), None)
+    if at is None and lines and isinstance(seq, int) and isinstance(lines[0].get("seq"), int) \
+            and seq < lines[0]["seq"]:
+        return f"anchor {doc.get('path')} proves seq {seq}, before this tail"
     if at is None:
         report.add(fmt.EVENTS, f"the anchor recorded seq {seq}, which events.jsonl does not hold (truncated)", seq)
     elif at.get("hash") != digest:
@@ -305,11 +310,11 @@ def verify_job(files: dict[str, bytes], folder: str, *, auditor_keys: dict[str, 
         for key_id in sorted(set(bundle_keys) & set(auditor_keys)):
             if bundle_keys[key_id] != auditor_keys[key_id]:
                 report.add(fmt.KEYS, f"key {key_id} is not the public key the auditor holds under that id")
-    spec = check_spec(files, folder, report)
     state_doc = _json(files, fmt.STATE, report)
     if isinstance(state_doc, dict) and state_doc.get("job_id") != folder:
         report.add(fmt.STATE, f"is about job {state_doc.get('job_id')}, not {folder}")
     lines = check_events(files, folder, keys, state_doc if isinstance(state_doc, dict) else {}, report)
+    spec = check_spec(files, folder, set(fmt.recorded_artifacts(folder, lines)[1]), report)
     check_inputs_recorded(files, spec, lines, report)
     artifacts = check_artifacts(files, folder, lines, report)
     anchored = check_anchor(files, folder, keys, lines, report)

@@ -64,7 +64,7 @@ def test_schema_documents_every_operation(db):
         ("POST", "/jobs/{job_id}/reject"), ("POST", "/jobs/{job_id}/retry"), ("POST", "/jobs/{job_id}/cancel"),
         ("GET", "/jobs/{job_id}/lineage"), ("POST", "/jobs/{job_id}/spawn"), ("POST", "/jobs/{job_id}/rerun"),
         ("GET", "/runs/{run_id}"), ("GET", "/registry"), ("GET", "/snapshots"), ("GET", "/policies"),
-        ("GET", "/audit/reads"), ("GET", "/healthz"),
+        ("GET", "/jobs/{job_id}/bundle"), ("GET", "/audit/reads"), ("GET", "/healthz"),
     }
     for path, item in paths.items():
         for method, operation in item.items():

@@ -8,12 +8,15 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from jobs.bundles import archive_bytes
+from jobs import reruns
+from jobs.bundles import archive_bytes, bundle_files
 from jobs.models import JobState
 from tools import bundle_format as fmt
 from tools import verify_bundle
 
-from ..builders import exported, finished_jobs
+from workflow.orchestrator import run_pass
+
+from ..builders import as_actor, exported, finished_jobs, idea_worker
 from .conftest import verify_offline
 
 pytestmark = pytest.mark.django_db
@@ -91,6 +94,15 @@ def test_an_incremental_tail_verifies_and_a_missing_anchor_is_said(artifact_root
 
     with pytest.raises(CommandError):
         call_command("export_job", job_id, "--since-seq", "999", "--root", str(tmp_path), stdout=io.StringIO())
+
+    # a tail that starts after the latest anchor's head: the anchor proves what came before it
+    idea = jobs["idea"]
+    anchored = JobState.objects.get(job_id=idea).last_seq
+    reruns.request_rerun(job_id=idea, agent_id="report", actor=as_actor(people.operator), reason="later")
+    run_pass(idea_worker(), job_ids=[idea])
+    files = bundle_files(idea, since_seq=anchored)
+    report = verify_bundle.verify_job(files, idea)
+    assert report.findings == [] and f"proves seq {anchored}, before this tail" in report.summary
 
 
 def test_a_job_no_anchor_covers_says_so(artifact_root, people, tmp_path):

@@ -1,10 +1,12 @@
 """The stand-alone verifier's own foundations: its Ed25519 against the `cryptography` package's signatures, its
 hash and tree constructions against the service's, and that it imports nothing outside the standard library,
 its own folder and the service's pure state rules."""
+import io
 import json
 import os
 import random
 import subprocess
+import tarfile
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -77,3 +79,39 @@ def test_the_verifier_imports_only_the_standard_library_its_folder_and_the_pure_
         assert folder == str(REPO_ROOT / "tools") or (folder == str(REPO_ROOT / "jobs") and name in (
             "jobs", "jobs.state", "jobs.pipelines")), (name, path)
     assert {"jobs.state", "jobs.pipelines"} <= {name for name, _ in found["modules"]}
+
+
+def test_paths_outside_the_bundle_links_and_odd_members_are_findings(tmp_path):
+    # given a job folder with a symlink in it, and an archive with a `..` member, an absolute one and a link
+    from tools import verify_bundle
+
+    folder = tmp_path / "folder" / "0123456789ab"
+    folder.mkdir(parents=True)
+    (folder / "job_spec.json").write_text("{}\n")
+    (tmp_path / "secret").write_text("outside")
+    (folder / "outputs").mkdir()
+    (folder / "outputs" / "runspec.json").symlink_to(tmp_path / "secret")
+    archive = tmp_path / "odd.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, kind in (("0123456789ab/job_spec.json", tarfile.REGTYPE), ("0123456789ab/../../evil", tarfile.REGTYPE),
+                           ("/0123456789ab/abs", tarfile.REGTYPE), ("0123456789ab/link", tarfile.SYMTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+            data = b"{}\n" if kind == tarfile.REGTYPE else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+    # when each is verified
+    out = io.StringIO()
+    assert verify_bundle.main([str(folder)], out=out) == 1
+    assert "FAIL 0123456789ab/outputs/runspec.json: is a symbolic link" in out.getvalue()
+    out = io.StringIO()
+    assert verify_bundle.main([str(archive)], out=out) == 1
+
+    # then each is named, and nothing was extracted
+    report = out.getvalue()
+    assert "0123456789ab/../../evil: archive member with a path with an empty, '.' or '..' component" in report
+    assert "/0123456789ab/abs: archive member with an absolute or malformed path" in report
+    assert "0123456789ab/link: is a link" in report
+    assert not (tmp_path / "evil").exists() and not (tmp_path.parent / "evil").exists()
