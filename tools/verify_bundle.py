@@ -338,8 +338,9 @@ def main(argv=None, out=sys.stdout) -> int:
     parser.add_argument("--keys", type=Path, help="public keys the auditor holds (JSON: key id -> hex or PEM); "
                                                  "they replace the bundle's keys.json")
     args = parser.parse_args(argv)
-    if not args.path.exists():
-        parser.error(f"{args.path} does not exist")
+    for given in (args.path, args.keys):
+        if given is not None and not given.exists():
+            parser.error(f"{given} does not exist")
     auditor_keys = None
     if args.keys:
         holder = Report("--keys")
