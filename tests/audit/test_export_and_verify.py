@@ -138,3 +138,34 @@ def test_the_auditors_keys_take_precedence_over_the_bundles(artifact_root, tiny_
     assert verify_bundle.main([str(tmp_path / "b"), "--keys", str(tmp_path / "theirs.json")], out=out) == 1
     report = out.getvalue()
     assert "keys.json" in report and "anchor.json" in report and f"events.jsonl seq 1:" in report
+
+
+def test_exporting_into_the_artifact_storages_jobs_folder_twice_gives_the_same_bundle(artifact_root, tiny_snapshot,
+                                                                                    people, settings):
+    # given the default export root: EAM_JOB_ROOT is the artifact storage's jobs/ folder, beside the artifacts
+    settings.EAM_JOB_ROOT = str(artifact_root / "jobs")
+    jobs = finished_jobs(people)
+    job_id = jobs["idea"]
+
+    # when the job is exported there twice
+    call_command("export_job", job_id, stdout=io.StringIO())
+    first = tree(artifact_root / "jobs" / job_id)
+    call_command("export_job", job_id, stdout=io.StringIO())
+
+    # then the bundle's own files are not read back as the job's, the second export is the first, and it verifies
+    assert tree(artifact_root / "jobs" / job_id) == first
+    assert exported([job_id])[job_id] == {path: data for path, data in first.items()}
+    assert verify_bundle.main([str(artifact_root / "jobs" / job_id)], out=io.StringIO()) == 0
+
+
+def test_verify_bundle_command_fails_with_the_report_on_a_changed_bundle(artifact_root, tiny_snapshot, people,
+                                                                         tmp_path):
+    jobs = finished_jobs(people)
+    job_id = jobs["blueprint"]
+    call_command("export_job", job_id, "--root", str(tmp_path), stdout=io.StringIO())
+    (tmp_path / job_id / "outputs" / "gate_results.json").write_bytes(b"{}\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("verify_bundle", str(tmp_path / job_id), stdout=out)
+    assert raised.value.returncode == 1
+    assert f"FAIL {job_id}/outputs/gate_results.json seq " in out.getvalue()

@@ -122,3 +122,15 @@ def test_a_bundle_that_does_not_verify_is_refused(artifact_root, tiny_snapshot, 
     code, report = import_jobstore(tmp_path / "out")
     assert code == 1 and "the bundle does not verify: outputs/runspec.json seq 3: sha256" in report, report
     assert store_snapshot() == before and stored_files(artifact_root) == files_before
+
+
+def test_each_job_of_a_store_is_imported_or_refused_on_its_own(artifact_root, tmp_path):
+    good, _ = a_v1_store(tmp_path / "store", name="good")
+    bad, bad_folder = a_v1_store(tmp_path / "store", name="bad")
+    rewrite_events(bad_folder, gap)
+
+    code, report = import_jobstore(tmp_path / "store")
+
+    assert code == 1 and f"{good}  imported" in report and f"{bad}  refused" in report, report
+    assert set(JobState.objects.values_list("job_id", flat=True)) == {good}
+    assert not (artifact_root / "jobs" / bad).exists()
