@@ -93,8 +93,9 @@ def test_paths_outside_the_bundle_links_and_odd_members_are_findings(tmp_path):
     (folder / "outputs" / "runspec.json").symlink_to(tmp_path / "secret")
     archive = tmp_path / "odd.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        for name, kind in (("0123456789ab/job_spec.json", tarfile.REGTYPE), ("0123456789ab/../../evil", tarfile.REGTYPE),
-                           ("/0123456789ab/abs", tarfile.REGTYPE), ("0123456789ab/link", tarfile.SYMTYPE)):
+        for name, kind in (("0123456789ab/job_spec.json", tarfile.REGTYPE),
+                           ("0123456789ab/../../evil", tarfile.REGTYPE), ("/0123456789ab/abs", tarfile.REGTYPE),
+                           ("0123456789ab/link", tarfile.SYMTYPE)):
             info = tarfile.TarInfo(name)
             info.type = kind
             info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""

@@ -27,7 +27,8 @@ def a_v1_store(root: Path, *, name: str = "from the file store", verdict: str = 
              "outputs/runspec.json": runspec, "outputs/policy_bundle_ref.json": policy_ref}
     ref = {"path": f"jobs/{job_id}/outputs/runspec.json", "sha256": sha256_hex(runspec), "bytes": len(runspec)}
     events = [
-        ("BLUEPRINT_SUBMITTED", None, USER, {"submitter": "carla", "inputs_sha256": sha256_hex(canonical_json(blueprint))}),
+        ("BLUEPRINT_SUBMITTED", None, USER,
+         {"submitter": "carla", "inputs_sha256": sha256_hex(canonical_json(blueprint))}),
         ("STEP_STARTED", "compile", WORKER, {"attempt": 1, "worker": "legacy-worker", "lease_expires_at": LEASE}),
         ("RUNSPEC_COMPILED", "compile", WORKER, {"artifacts": [ref], "summary": {"run_id": "0123456789ab"}}),
         ("WAITING_APPROVAL", "runspec", WORKER, {"artifact_sha256": ref["sha256"]}),
