@@ -1,4 +1,4 @@
-"""`GET /jobs/{id}/bundle` through a real server process: the same archive as the export, verifiable offline,
+"""`GET /jobs/{id}/bundle` through real server processes (runserver and gunicorn): the same archive as the export, verifiable offline,
 logged in the access log; refused reads write nothing."""
 import urllib.error
 import urllib.request
@@ -17,13 +17,14 @@ from .conftest import verify_offline
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("kind", ["runserver", "gunicorn"])
 def test_the_bundle_is_served_to_readers_as_exported_and_logged(artifact_root, tiny_snapshot, people, process_env,
-                                                               tmp_path, bare_python):
+                                                               tmp_path, bare_python, kind):
     jobs = finished_jobs(people)
     job_id = jobs["idea"]
     expected = archive_bytes({job_id: exported([job_id])[job_id]})
     reader = Client("", Token.objects.create(user=a_user("alma")).key)
-    with serving("runserver", process_env, tmp_path) as base:
+    with serving(kind, process_env, tmp_path) as base:
         reader.base = base
         # when a reader asks for the bundle
         status, headers, content = reader.call("GET", f"/jobs/{job_id}/bundle")
