@@ -105,8 +105,7 @@ def _anchor(job_id: str) -> tuple[dict, str | None]:
             "proof": {"head": heads[index], "index": index, "size": len(heads),
                       "path": [node.hex() for node in fmt.audit_path(leaves, index)]},
         }, doc.get("key_id")
-    return {"bundle_schema": fmt.BUNDLE_SCHEMA, "covered": False,
-            "reason": "no anchor lists this job yet (manage.py anchor_heads writes one)"}, None
+    return {"bundle_schema": fmt.BUNDLE_SCHEMA, **fmt.NOT_COVERED}, None
 
 
 def _keys(key_ids: set[str]) -> dict:

@@ -30,6 +30,13 @@ ZERO_HASH = "0" * 64
 HEX = re.compile(r"(?:[0-9a-f]{2})*")
 # The members of an event line that its hash does not cover: the hash itself and the signature over it.
 UNHASHED = ("hash", "key_id", "signature")
+# The members of each JSON file the export writes (besides `bundle_schema`): nothing else may be in them.
+KEYS_MEMBERS = ("keys",)
+STATE_MEMBERS = ("job_id", "kind", "events", "state")
+SPAN_MEMBERS = ("from_seq", "to_seq", "prev_hash", "last_hash")
+ANCHOR_MEMBERS = ("covered", "path", "sha256", "anchor", "proof")
+PROOF_MEMBERS = ("head", "index", "size", "path")
+NOT_COVERED = {"covered": False, "reason": "no anchor lists this job yet (manage.py anchor_heads writes one)"}
 # Tar members: fixed metadata, so that the same files always make the same archive.
 ARCHIVE_MTIME = 0
 ARCHIVE_MODE = 0o644
@@ -113,6 +120,12 @@ def root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]) -> byt
         return None if below is None else node_hash(below, path[-1])
     below = root_from_path(leaf, index - k, size - k, path[:-1])
     return None if below is None else node_hash(path[-1], below)
+
+
+def anchor_path(doc: dict) -> str:
+    """Where an anchor is stored (jobs.anchors): its time without separators and the start of its root."""
+    stamp = str(doc.get("anchored_at")).replace("-", "").replace(":", "").replace(".", "")
+    return f"anchors/{stamp}-{str(doc.get('root'))[:16]}.json"
 
 
 def anchor_signed_part(doc: dict) -> bytes:

@@ -44,6 +44,8 @@ def parse_keys(data: bytes, source: str, report: Report) -> dict[str, bytes]:
         keys = {}
         for key_id, value in entries.items():
             if isinstance(value, dict):
+                if set(value) != {"algorithm", "public_key"} or value["algorithm"] != "Ed25519":
+                    raise ValueError(f"key {key_id} is not an entry {{algorithm: Ed25519, public_key}}")
                 value = value["public_key"]
             keys[key_id] = public_key_from_pem(value) if value.lstrip().startswith("-----") else _hex(value, 32)
         return keys
@@ -67,6 +69,18 @@ def _json(files: dict, name: str, report: Report, *, exact: bool = True):
     except ValueError as exc:
         report.add(name, f"is not JSON: {exc}")
         return None
+
+
+def _members(report: Report, file: str, doc, members: tuple, *, schema: bool = True) -> bool:
+    """Whether `doc` is an object with exactly `members` (and `bundle_schema` when `schema`); a finding if not."""
+    expected = set(members) | ({"bundle_schema"} if schema else set())
+    if not isinstance(doc, dict) or set(doc) != expected:
+        found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+        report.add(file, f"holds {found}, not the members {sorted(expected)}")
+        return False
+    if schema and doc["bundle_schema"] != fmt.BUNDLE_SCHEMA:
+        report.add(file, f"is not an {fmt.BUNDLE_SCHEMA} document")
+    return True
 
 
 def _hex(text, size: int | None = None) -> bytes:
@@ -168,6 +182,20 @@ def check_inputs_recorded(files: dict, spec: dict | None, lines: list[dict], rep
                                  f"spec's {member}", 1)
 
 
+def check_span(spec: dict | None, lines: list[dict], state_doc: dict | None, report: Report) -> None:
+    """state.json's own claims about the bundle: the job's kind, where events.jsonl starts and what it chains to."""
+    if not isinstance(state_doc, dict):
+        return
+    span = state_doc["events"]
+    if spec and state_doc["kind"] != spec.get("kind"):
+        report.add(fmt.STATE, f"records kind {state_doc['kind']!r}, the spec says {spec.get('kind')!r}")
+    if span["from_seq"] == 1 and span["prev_hash"] != fmt.ZERO_HASH:
+        report.add(fmt.STATE, "records a prev_hash before seq 1")
+    if not lines or lines[0].get("seq") != span["from_seq"]:
+        report.add(fmt.STATE, f"records events from seq {span['from_seq']!r}, events.jsonl starts at "
+                              f"{lines[0].get('seq') if lines else None!r}")
+
+
 def check_state(spec: dict | None, lines: list[dict], state_doc: dict | None, report: Report) -> str | None:
     """Re-derive the state with the service's rules and compare it with state.json; the status, or None."""
     if not isinstance(state_doc, dict) or not spec or report.findings:
@@ -189,6 +217,10 @@ def check_state(spec: dict | None, lines: list[dict], state_doc: dict | None, re
         report.add(fmt.EVENTS, f"the events cannot be replayed: {exc}", _failing_seq(spec, lines))
         return None
     derived_doc = fmt.state_document(derived)
+    recorded_doc = state_doc.get("state")
+    if not isinstance(recorded_doc, dict) or set(recorded_doc) != set(derived_doc):
+        report.add(fmt.STATE, f"records the members {sorted(recorded_doc or {})}, a state has {sorted(derived_doc)}")
+        return None
     for name in sorted(set(derived_doc) | set(state_doc.get("state") or {})):
         recorded = (state_doc.get("state") or {}).get(name)
         if derived_doc.get(name) != recorded:
@@ -260,7 +292,12 @@ def check_anchor(files: dict, folder: str, keys: dict, lines: list[dict], report
     if not isinstance(doc, dict):
         return "anchor unreadable"
     if doc.get("covered") is False:
+        if doc != {"bundle_schema": fmt.BUNDLE_SCHEMA, **fmt.NOT_COVERED}:
+            report.add(fmt.ANCHOR, "is not the statement that no anchor covers the job (altered)")
         return f"no anchor covers this job ({doc.get('reason')})"
+    if not _members(report, fmt.ANCHOR, doc, fmt.ANCHOR_MEMBERS) or doc["covered"] is not True \
+            or not _members(report, fmt.ANCHOR, doc["proof"], fmt.PROOF_MEMBERS, schema=False):
+        return "anchor malformed"
     anchor, proof = doc.get("anchor") or {}, doc.get("proof") or {}
     try:
         head, index, size = proof["head"], proof["index"], proof["size"]
@@ -271,6 +308,8 @@ def check_anchor(files: dict, folder: str, keys: dict, lines: list[dict], report
         return "anchor malformed"
     if fmt.sha256_hex(fmt.canonical_json(anchor) + b"\n") != doc.get("sha256"):
         report.add(fmt.ANCHOR, "the anchor document is not the one whose sha256 it names")
+    if doc["path"] != fmt.anchor_path(anchor):
+        report.add(fmt.ANCHOR, f"the anchor's path is {fmt.anchor_path(anchor)}, not {doc['path']}")
     problem = _signature_problem(keys, anchor.get("key_id"), anchor.get("signature"), fmt.ANCHOR_CONTEXT,
                                  fmt.anchor_signed_part(anchor))
     if problem:
@@ -299,11 +338,26 @@ def check_anchor(files: dict, folder: str, keys: dict, lines: list[dict], report
     return f"anchor {doc.get('path')} proves seq {seq}"
 
 
+MALFORMED = (TypeError, KeyError, AttributeError, ValueError, IndexError)
+
+
+def _guarded(report: Report, file: str, default, check, *args):
+    """Run one check; a document too malformed for it (a list where an object belongs, …) is a finding about
+    `file`, not a crash."""
+    try:
+        return check(*args)
+    except MALFORMED as exc:
+        report.add(file, f"is malformed: {type(exc).__name__}: {exc}")
+        return default
+
+
 def verify_job(files: dict[str, bytes], folder: str, *, auditor_keys: dict[str, bytes] | None = None,
                found: list[Finding] = ()) -> Report:
     report = Report(folder, list(found))
     keys_doc = files.get(fmt.KEYS)
-    bundle_keys = parse_keys(keys_doc, fmt.KEYS, report) if _json(files, fmt.KEYS, report) is not None else {}
+    keys_json = _json(files, fmt.KEYS, report)
+    bundle_keys = parse_keys(keys_doc, fmt.KEYS, report) if _members(report, fmt.KEYS, keys_json,
+                                                                      fmt.KEYS_MEMBERS) else {}
     keys = bundle_keys
     if auditor_keys is not None:
         keys = auditor_keys  # the keys the auditor holds decide; the bundle's own are only compared
@@ -311,16 +365,22 @@ def verify_job(files: dict[str, bytes], folder: str, *, auditor_keys: dict[str, 
             if bundle_keys[key_id] != auditor_keys[key_id]:
                 report.add(fmt.KEYS, f"key {key_id} is not the public key the auditor holds under that id")
     state_doc = _json(files, fmt.STATE, report)
-    if isinstance(state_doc, dict) and state_doc.get("job_id") != folder:
+    if not (_members(report, fmt.STATE, state_doc, fmt.STATE_MEMBERS)
+            and _members(report, fmt.STATE, state_doc["events"], fmt.SPAN_MEMBERS, schema=False)):
+        state_doc = None
+    elif state_doc["job_id"] != folder:
         report.add(fmt.STATE, f"is about job {state_doc.get('job_id')}, not {folder}")
-    lines = check_events(files, folder, keys, state_doc if isinstance(state_doc, dict) else {}, report)
-    spec = check_spec(files, folder, set(fmt.recorded_artifacts(folder, lines)[1]), report)
-    check_inputs_recorded(files, spec, lines, report)
-    artifacts = check_artifacts(files, folder, lines, report)
-    anchored = check_anchor(files, folder, keys, lines, report)
-    status = check_state(spec, lines, state_doc, report)
+    lines = _guarded(report, fmt.EVENTS, [], check_events, files, folder, keys,
+                     state_doc if isinstance(state_doc, dict) else {}, report)
+    spec = _guarded(report, fmt.JOB_SPEC, None, lambda: check_spec(
+        files, folder, set(fmt.recorded_artifacts(folder, lines)[1]), report))
+    _guarded(report, fmt.JOB_SPEC, None, check_inputs_recorded, files, spec, lines, report)
+    artifacts = _guarded(report, fmt.OUTPUTS_INDEX, 0, check_artifacts, files, folder, lines, report)
+    anchored = _guarded(report, fmt.ANCHOR, "anchor malformed", check_anchor, files, folder, keys, lines, report)
+    _guarded(report, fmt.STATE, None, check_span, spec, lines, state_doc, report)
+    status = _guarded(report, fmt.STATE, None, check_state, spec, lines, state_doc, report)
     first, last = (lines[0].get("seq"), lines[-1].get("seq")) if lines else (0, 0)
-    signers = sorted({line.get("key_id") for line in lines if line.get("key_id")})
+    signers = sorted({line.get("key_id") for line in lines if isinstance(line.get("key_id"), str)})
     report.summary = (f"OK {folder}: {len(lines)} events (seq {first}-{last}) chained and signed by "
                       f"{', '.join(signers) or 'no key'}; state {status or 'not re-derived (tail)'}; "
                       f"{artifacts} recorded artifacts match; {anchored}")
