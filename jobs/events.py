@@ -206,6 +206,19 @@ def done(*, worker_id: str) -> NewEvent:
     return NewEvent(EventType.DONE, Actor.worker(worker_id))
 
 
+IMPORTER = Actor("system", "import_jobstore")
+PROVENANCE = "provenance"  # the payload member of an event re-appended from a file-based job store
+
+
+def reappended(original: dict, *, source: str) -> NewEvent:
+    """An event of a file-based job store, appended again by the importer: same type, step and payload, with the
+    original's actor, time, seq and hashes kept under `provenance` (`source`: where it was read)."""
+    provenance = {"source": source, **{k: original.get(k) for k in (
+        "schema_version", "seq", "recorded_at", "actor", "prev_hash", "hash")}}
+    return NewEvent(original["event_type"], IMPORTER, step=original.get("step"),
+                    payload={**(original.get("payload") or {}), PROVENANCE: provenance})
+
+
 # -- hashing ---------------------------------------------------------------------------------------------------
 
 def format_time(moment: datetime) -> str:
@@ -326,6 +339,49 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
     return rows, state
 
 
+def _verbatim_rows(job_id: str, state: DerivedState, lines: list[dict]):
+    """Rows of events another EAM database recorded (an audit bundle's lines), inserted as they are: each checked as
+    `_build_rows` checks its own (contract, chain, transition) and signed by a key this service knows."""
+    rows, keys = [], signing.keyring(signing=False)
+    for line in lines:
+        doc = {name: line.get(name) for name in VERBATIM_DOCUMENT}
+        seq = state.last_seq + 1
+        if doc["job_id"] != job_id or doc["seq"] != seq or doc["prev_hash"] != state.last_hash:
+            raise InvalidInput(f"event seq {doc['seq']!r} does not follow seq {state.last_seq} of job {job_id}",
+                               code="invalid_event")
+        try:  # stored as a timestamp, so only the one text form of one comes back as the same bytes
+            moment = parse_time(doc["recorded_at"])
+        except (TypeError, ValueError):
+            moment = None
+        if moment is None or format_time(moment) != doc["recorded_at"]:
+            raise InvalidInput(f"event seq {seq} of job {job_id}: recorded_at {doc['recorded_at']!r} is not a time "
+                               "in the form the service writes", code="invalid_event")
+        errors = validate_event(str(doc["schema_version"]), doc)
+        if errors:
+            problem = f"breaks {doc['schema_version']}: {errors[0]['path']} {errors[0]['message']}"
+        elif chain_hash(doc["prev_hash"], doc) != line.get("hash"):
+            problem = "its hash is not the hash of its content"
+        else:
+            problem = keys.problem(signing.EVENT_CONTEXT, line["hash"].encode(), line.get("key_id"),
+                                   line.get("signature"))
+        if problem:
+            raise InvalidInput(f"event seq {seq} of job {job_id} cannot be inserted as it is: {problem}",
+                               code="invalid_event", errors=errors)
+        try:
+            state = apply_event(state, {**doc, "hash": line["hash"]})
+        except IllegalTransition as exc:
+            raise Conflict(f"{doc['event_type']} is not allowed now: {exc}", code="illegal_transition") from exc
+        rows.append(JobEvent(
+            job_id=job_id, seq=seq, event_type=doc["event_type"], step=doc["step"], actor=doc["actor"],
+            payload=doc["payload"], schema_version=doc["schema_version"], recorded_at=moment,
+            prev_hash=doc["prev_hash"], hash=line["hash"], key_id=line["key_id"], signature=line["signature"]))
+    return rows, state
+
+
+VERBATIM_DOCUMENT = ("schema_version", "job_id", "seq", "event_type", "step", "actor", "payload", "recorded_at",
+                     "prev_hash")  # the members of `event_document`
+
+
 # -- the statements --------------------------------------------------------------------------------------------
 # Written by hand because an append must be one statement: the ORM cannot put an UPDATE and an INSERT in one.
 # Values go through the backend's own adapters (`connection.ops.adapt_*`), as the ORM would send them.
@@ -394,12 +450,14 @@ KEEP = object()  # `lease=KEEP`: the append leaves the lease columns as they are
 
 def append_events(
     *, job_id: str, expected_seq: int, events: list[NewEvent], state: DerivedState | None = None, lease=KEEP,
+    verbatim: list[dict] | None = None,
 ) -> tuple[list[JobEvent], DerivedState]:
     """Append `events` as seq `expected_seq`, `expected_seq + 1`, … and move the projection with them.
 
     `state` may be passed by a caller that already holds the job's current state (saves a read); the
     statement's fence checks it against the stored projection, so it is never trusted blindly. `lease` (a
     `Lease`) sets the lease columns in the same statement: the engine's claim, hand-over and release.
+    `verbatim` (instead of `events`): lines of an audit bundle, inserted as they were recorded (`_verbatim_rows`).
     """
     if state is None:
         row = JobState.objects.filter(job_id=job_id).first()
@@ -412,7 +470,10 @@ def append_events(
             code="seq_conflict",
         )
     recorded_at = now()
-    rows, new_state = _build_rows(job_id, state, events, recorded_at)
+    if verbatim is not None:
+        rows, new_state = _verbatim_rows(job_id, state, verbatim)
+    else:
+        rows, new_state = _build_rows(job_id, state, events, recorded_at)
     moved = {**projection_fields(new_state), "updated_at": recorded_at}
     if lease is not KEEP:
         moved.update(lease_owner=lease.owner, lease_expires_at=lease.expires_at)
@@ -429,11 +490,15 @@ def append_event(*, job_id: str, expected_seq: int, event: NewEvent, **options) 
     return rows[0]
 
 
-def create_job(*, spec: JobSpec, submit_event: NewEvent) -> JobEvent:
-    """Insert a new JobSpec with its first event and its projection, in one transaction."""
+def create_job(*, spec: JobSpec, submit_event: NewEvent | None = None, verbatim: dict | None = None) -> JobEvent:
+    """Insert a new JobSpec with its first event and its projection, in one transaction. `verbatim` (instead of
+    `submit_event`): the first line of an audit bundle, inserted as it was recorded."""
     with transaction.atomic():
         spec.save(force_insert=True)
-        rows, new_state = _build_rows(spec.job_id, initial_state(spec.kind), [submit_event], spec.created_at)
+        if verbatim is not None:
+            rows, new_state = _verbatim_rows(spec.job_id, initial_state(spec.kind), [verbatim])
+        else:
+            rows, new_state = _build_rows(spec.job_id, initial_state(spec.kind), [submit_event], spec.created_at)
         with connection.cursor() as cursor:
             cursor.execute(_insert_events(1), _event_params(rows))
             rows[0].id = cursor.fetchone()[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import IContains
@@ -24,7 +24,7 @@ from research.policies import list_policy_bundles
 from . import approvals, services
 from .artifacts import recorded_artifacts
 from .errors import InvalidInput, NotFound
-from .events import review_fields
+from .events import PROVENANCE, review_fields
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import EventType, agent_steps
 from .roles import APPROVE, OPERATE, OVERRIDE, RERUN, held_by
@@ -236,7 +236,9 @@ def job_head(*, job_id: str, user) -> JobHead:
         JobSpec.objects.filter(root_job_id=OuterRef("job__root_job_id"), parent_job_id=OuterRef("job_id"))
         .order_by().values("parent_job_id").annotate(n=Count("*")).values("n")
     )
-    row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0),
+    # Imported from a file-based job store (jobs.jobstore_import): its submit event carries the original's provenance.
+    imported = Exists(JobEvent.objects.filter(job_id=OuterRef("job_id"), seq=1, payload__has_key=PROVENANCE))
+    row = _job_row(job_id, DETAIL_COLUMNS, children=Coalesce(Subquery(children), 0), imported=imported,
                    may_approve=held_by(user, APPROVE), may_operate=held_by(user, OPERATE),
                    may_rerun=held_by(user, RERUN), may_override=held_by(user, OVERRIDE))
     can = services.allowed_actions(status=row["status"], submitted_by=row["job__submitted_by"],
@@ -295,6 +297,7 @@ def job_detail(*, job_id: str, user, head: JobHead | None = None) -> dict:
             "children": children,
         },
         "run_id": run_id,
+        "imported": row["imported"],
         "artifacts": artifacts,
         # Agents whose output may be asked for again (they ran), in pipeline order, and the reruns pending.
         "rerun_agents": [a for a in agent_steps(summary["kind"]) if any(

@@ -81,6 +81,8 @@ class JobDetail(JobSummary):
     lease_expires_at = serializers.DateTimeField(allow_null=True)
     lineage = Lineage()
     run_id = serializers.CharField(allow_null=True)
+    imported = serializers.BooleanField(help_text="imported from a file-based job store (manage.py import_jobstore): "
+                                                  "its events keep the originals under payload.provenance")
     artifacts = RecordedArtifact(many=True)
     can_approve = serializers.BooleanField()
     can_reject = serializers.BooleanField()

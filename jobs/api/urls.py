@@ -2,7 +2,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import audit_views, docs, metrics, research_views, streams
+from . import audit_views, bundle_views, docs, metrics, research_views, streams
 from .views import JobViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -12,6 +12,7 @@ urlpatterns = [
     # Server-sent events: async views, plain Django (streams.py opens them as the API's reads).
     path("jobs/<str:job_id>/stream", streams.job_stream, name="job-stream"),
     path("events/stream", streams.all_events_stream, name="events-stream"),
+    path("jobs/<str:job_id>/bundle", bundle_views.BundleApi.as_view(), name="job-bundle"),
     *router.urls,
     path("runs/<str:run_id>", research_views.RunApi.as_view(), name="run-detail"),
     path("registry", research_views.RegistryApi.as_view(), name="registry-list"),

@@ -65,7 +65,7 @@ def test_schema_documents_every_operation(db):
         ("POST", "/jobs/{job_id}/cancel"),
         ("GET", "/jobs/{job_id}/lineage"), ("POST", "/jobs/{job_id}/spawn"), ("POST", "/jobs/{job_id}/rerun"),
         ("GET", "/runs/{run_id}"), ("GET", "/registry"), ("GET", "/snapshots"), ("GET", "/policies"),
-        ("GET", "/audit/reads"), ("GET", "/healthz"),
+        ("GET", "/jobs/{job_id}/bundle"), ("GET", "/audit/reads"), ("GET", "/healthz"),
     }
     for path, item in paths.items():
         for method, operation in item.items():

@@ -2,6 +2,7 @@
 (blueprints, ideas, job specs), snapshots, people and their clients, events, jobs in each state, and what was
 written."""
 from .approvals import a_rules_bundle, jobs_at_each_rule_state, reviewers_in, two_of  # noqa: F401
+from .bundles import an_idea_job_with_reruns_and_children, exported, finished_jobs  # noqa: F401
 from .clients import ADMIN, assert_error, client_for, job_page, post_json, session_client, texts  # noqa: F401
 from .documents import (  # noqa: F401
     BARE, FAMILIES, PIPELINE, RESEARCH, SMALL_SYMBOLS, TINY_SYMBOLS, a_blueprint, a_job_spec, an_idea,
@@ -14,6 +15,7 @@ from .ideas import (  # noqa: F401
     walk_idea_to_done,
 )
 from .idea_reviews import an_idea_job_at, overwrite_artifact  # noqa: F401
+from .file_stores import a_v1_store, rewrite_events  # noqa: F401
 from .gated_runs import GatedRun, a_gated_run, a_snapshot_with_other_holdout  # noqa: F401
 from .jobs import (  # noqa: F401
     TINY_RUN, approve_waiting, cancelled_job, done_job, done_job_with_run, error_job, idea_waiting, job_with_events,
