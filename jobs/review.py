@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.urls import reverse
 
+from .events import PROVENANCE
 from .models import JobEvent
 from .pipelines import EventType
 
@@ -70,12 +71,20 @@ def event_note(event_type: str, payload: dict) -> str:
     return "; ".join(parts)
 
 
+def who_acted(actor: dict | None, payload: dict) -> str:
+    """The event's actor; for an event imported from a file-based job store, also who acted and when originally."""
+    original = payload.get(PROVENANCE)
+    if not isinstance(original, dict):
+        return actor_label(actor)
+    return f"{actor_label(actor)} (originally {actor_label(original.get('actor'))} at {original.get('recorded_at')})"
+
+
 def timeline(job_id: str) -> list[TimelineEntry]:
     """Every event of the job, oldest first, ready to show: one query."""
     return [
         TimelineEntry(
             seq=row.seq, event_type=row.event_type, step=row.step,
-            actor=actor_label(row.actor), recorded_at=row.recorded_at,
+            actor=who_acted(row.actor, row.payload or {}), recorded_at=row.recorded_at,
             note=event_note(row.event_type, row.payload or {}),
             payload_json=json.dumps(row.payload, indent=2, sort_keys=True, ensure_ascii=False),
         )

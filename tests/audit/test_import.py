@@ -12,7 +12,7 @@ from jobs.events import IMPORTER, PROVENANCE
 from jobs.models import JobEvent, JobState
 from tools.verify_bundle import verify_job
 
-from ..builders import a_v1_store, client_for, exported, rewrite_events, store_snapshot, stored_files
+from ..builders import a_v1_store, client_for, exported, rewrite_events, session_client, store_snapshot, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -134,3 +134,15 @@ def test_each_job_of_a_store_is_imported_or_refused_on_its_own(artifact_root, tm
     assert code == 1 and f"{good}  imported" in report and f"{bad}  refused" in report, report
     assert set(JobState.objects.values_list("job_id", flat=True)) == {good}
     assert not (artifact_root / "jobs" / bad).exists()
+
+
+def test_an_imported_job_is_marked_on_its_pages_with_each_events_original_actor_and_time(artifact_root, people,
+                                                                                         tmp_path):
+    job_id, _ = a_v1_store(tmp_path / "store")
+    assert import_jobstore(tmp_path / "store")[0] == 0
+
+    page = session_client(people.reviewer).get(f"/ui/jobs/{job_id}").content.decode()
+    assert "imported from a file store" in page
+    assert "system:import_jobstore (originally user:dmitri at 2024-03-01T10:05:00Z)" in page
+    admin = session_client(people.superuser).get(f"/admin/jobs/jobspec/{job_id}/change/").content.decode()
+    assert "imported from a file-based job store" in admin and "originally user:carla" in admin
