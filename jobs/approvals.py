@@ -75,6 +75,28 @@ def rules_for(kind: Kind | str, policy_bundle_id: str) -> dict:
     return rules
 
 
+def check_may_reject(state: DerivedState, *, user) -> None:
+    """Under a rule, any reviewer of its groups (or of the group it was escalated to) may reject, approved already
+    or not, and the rejection is final; Forbidden for anyone else."""
+    groups = {need["group"] for need in state.rule["required"]} | ({state.escalated_to} if state.escalated_to else set())
+    if user is None or not user.groups.filter(name__in=groups).exists():
+        raise Forbidden(f"only reviewers of {', '.join(sorted(groups))} decide {state.waiting_step}",
+                        code="not_eligible")
+
+
+def may_reject(state: DerivedState, *, user, submitter: str) -> bool:
+    """`check_may_reject`, asked without trying (the submitter never decides under a rule)."""
+    if state.rule is None:
+        return True
+    if user.get_username() == submitter:
+        return False
+    try:
+        check_may_reject(state, user=user)
+    except Forbidden:
+        return False
+    return True
+
+
 def check_rules_can_be_met(rules: dict, *, policy_bundle_id: str, submitter: str) -> None:
     """Refuse a job whose rules ask, at one of its checkpoints, for more approvals than there are eligible
     reviewers (the submitter excluded): it could only ever wait. Exact: for every set of the rule's groups, the

@@ -246,8 +246,9 @@ def job_head(*, job_id: str, user) -> JobHead:
                                    held={APPROVE: row["may_approve"], OPERATE: row["may_operate"],
                                          RERUN: row["may_rerun"], OVERRIDE: row["may_override"]})
     if row["review"] and can["can_approve"]:  # under an approval rule, only who may still count may approve
-        decide = approvals.may_decide(_open_checkpoint(row), user=user, submitter=row["job__submitted_by"])
-        can = {**can, "can_approve": decide, "can_reject": decide}
+        state, submitter = _open_checkpoint(row), row["job__submitted_by"]
+        can = {**can, "can_approve": approvals.may_decide(state, user=user, submitter=submitter),
+               "can_reject": approvals.may_reject(state, user=user, submitter=submitter)}
     shown = (job_id, row["last_hash"], row["lease_owner"], iso(row["lease_expires_at"]), row["children"],
              tuple(can[name] for name in CAN))
     return JobHead(row=row, can=can, version=sha256_hex(repr(shown).encode())[:32])

@@ -338,19 +338,10 @@ def reject(*, job_id: str, step: str, actor: Actor, reason: str = "") -> JobEven
         _check_decision(job, state, step, actor)
         derived = state_from_row(state) if state.review is not None else None
         if derived is not None and derived.rule is not None:
-            _check_may_reject(derived, actor)
+            approvals.check_may_reject(derived, user=_user_named(actor))
         return events.rejected(step=step, actor=actor, reason=reason.strip())
 
     return _command(job_id, decide)
-
-
-def _check_may_reject(state, actor: Actor) -> None:
-    """Under a rule, any reviewer of its groups (or of the group it was escalated to) may reject, and it is final."""
-    user = _user_named(actor)
-    groups = {need["group"] for need in state.rule["required"]} | ({state.escalated_to} if state.escalated_to else set())
-    if user is None or not user.groups.filter(name__in=groups).exists():
-        raise Forbidden(f"only reviewers of {', '.join(sorted(groups))} decide {state.waiting_step}",
-                        code="not_eligible")
 
 
 def override(*, job_id: str, step: str, actor: Actor, reason: str = "") -> JobEvent:

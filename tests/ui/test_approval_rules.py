@@ -46,8 +46,10 @@ def test_the_page_shows_the_rule_its_progress_and_the_deadline(ruled_job, people
     assert "quants1 (<code>quants</code>)" in shown and "Still needed: 1 from <code>quants</code>" in shown
     again = page(q1, job)  # who approved already is told why there is no form
     assert 'id="approve-form"' not in again and "you approved already" in again
+    assert "Reject runspec" in again  # who approved may still reject: any rejection is final
     outsider = page(people.reviewer, job)
     assert 'id="approve-form"' not in outsider and "none of the groups still needed" in outsider
+    assert "Reject runspec" not in outsider
 
 
 def test_the_override_form_needs_its_permission_and_a_reason(ruled_job):
