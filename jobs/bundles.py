@@ -30,6 +30,13 @@ from .signing import keyring, public_bytes
 BUNDLE_ONLY = (*fmt.TOP_FILES, "inputs/", f"{fmt.DOSSIER}/")
 
 
+def written_by_export(relative: str) -> bool:
+    """Whether a file in a job's folder (path relative to it) is one an export writes and no event records: the
+    bundle's own files and its copy of the dossier. Their check is verify_bundle's, not the reconciler's."""
+    return relative in (fmt.EVENTS, fmt.STATE, fmt.KEYS, fmt.ANCHOR, fmt.OUTPUTS_INDEX) or \
+        relative.startswith(f"{fmt.DOSSIER}/")
+
+
 def bundle_files(job_id: str, *, since_seq: int = 0) -> dict[str, bytes]:
     """The bundle of job `job_id` as {path relative to its folder: bytes}; `since_seq`: only the events after it
     (an incremental tail) and the artifacts they record."""

@@ -19,6 +19,7 @@ from contracts import sha256_hex
 from jobs import events
 from jobs.artifacts import recorded_artifacts
 from jobs.audit import rebuild_states
+from jobs.bundles import written_by_export
 from jobs.errors import Conflict
 from jobs.events import Lease, append_events, format_time, state_from_row
 from jobs.models import JobEvent, JobSpec, JobState
@@ -211,7 +212,8 @@ def unrecorded_files(records: list[Recorded], states: dict[str, JobState]) -> tu
 
     The second list is no one's concern yet: a step that crashed or was cut off after writing its files writes the
     same bytes again and records them. Derived files (`outputs/reruns/rerun_log.jsonl`, `rerun_state.json`) are
-    rebuilt from the events and recorded by none."""
+    rebuilt from the events and recorded by none, and a bundle exported into the job's folder (`export_job`'s
+    default root) adds files that verify_bundle checks."""
     known = defaultdict(set)
     for record in records:
         known[record.job_id].add(record.path)
@@ -219,7 +221,8 @@ def unrecorded_files(records: list[Recorded], states: dict[str, JobState]) -> tu
     for path in list_artifacts(JOBS_FOLDER):
         parts = path.split("/")
         job_id = parts[1] if len(parts) > 2 else None
-        if job_id is not None and (path in known[job_id] or path in (log_path(job_id), state_path(job_id))):
+        if job_id is not None and (path in known[job_id] or path in (log_path(job_id), state_path(job_id))
+                                   or written_by_export(path[len(f"{JOBS_FOLDER}/{job_id}/"):])):
             continue
         state = states.get(job_id)
         if state is None:

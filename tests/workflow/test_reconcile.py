@@ -282,6 +282,24 @@ def test_drift_is_repaired_and_needs_a_person(artifact_root):
 
 
 @pytest.mark.django_db
+def test_a_bundle_exported_into_the_jobs_own_folder_is_not_an_unrecorded_file(artifact_root, settings):
+    # given a done job exported to the default root, its folder in the artifact storage (the original layout)
+    job = done_job_with_run(SUBMITTER)
+    settings.EAM_JOB_ROOT = str(artifact_root / "jobs")
+    call_command("export_job", job.job_id, stdout=io.StringIO())
+    assert (artifact_root / "jobs" / job.job_id / "events.jsonl").is_file()
+    assert (artifact_root / "jobs" / job.job_id / "dossier" / "metrics.json").is_file()
+
+    # then the reconciler finds the store clean; a file that is not the export's is still reported
+    code, lines = reconcile()
+    assert (code, len(lines)) == (0, 1), lines
+    (artifact_root / "jobs" / job.job_id / "notes.txt").write_text("by hand\n")
+    code, lines = reconcile()
+    assert code == 1 and section(lines, "Files no event records") == [
+        f"jobs/{job.job_id}/notes.txt: recorded by no event of job {job.job_id} (done)"]
+
+
+@pytest.mark.django_db
 def test_missing_and_unrecorded_files_are_listed(artifact_root):
     # given a done job: one of its recorded files deleted, and a file no event records put in its folder
     job = done_job_with_run(SUBMITTER)
