@@ -21,7 +21,8 @@ from contracts import canonical_json, sha256_hex
 from research.artifacts import list_artifacts, read_artifact, write_artifact
 from research.errors import ArtifactNotFound
 
-from .events import format_time, now
+from .events import now
+from .state import format_time
 from .models import JobEvent
 from .signing import ANCHOR_CONTEXT, keyring
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from contracts import canonical_json, content_id, sha256_hex, validate_event
 
 from .anchors import Anchor, latest_anchor
-from .events import chain_hash, document_of, projection_fields
+from .events import chain_hash, document_of
 from .models import JobEvent, JobSpec, JobState
 from .signing import EVENT_CONTEXT, Keyring, keyring
-from .state import ZERO_HASH, DerivedState, IllegalTransition, apply_event, initial_state
+from .state import ZERO_HASH, DerivedState, IllegalTransition, apply_event, initial_state, projection_fields
 
 
 @dataclass(frozen=True)

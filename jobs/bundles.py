@@ -20,7 +20,8 @@ from tools import bundle_format as fmt
 
 from .anchors import ANCHOR_DIR
 from .errors import InvalidInput, NotFound
-from .events import document_of, state_from_row
+from .events import document_of
+from .state import state_from_row
 from .models import JobEvent, JobSpec, JobState
 from .services import check_job_id
 from .signing import keyring, public_bytes

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from .errors import Conflict
 from . import events
-from .events import NewEvent, append_event, parse_time, state_from_row
+from .events import NewEvent, append_event
+from .state import format_time, parse_time, state_from_row
 from .models import JobEvent, JobState
 from .pipelines import EventType, Status
 
@@ -71,7 +72,7 @@ def _action_due(state, due: datetime, last_reminder: dict | None, now: datetime)
     if rule["on_timeout"] == "reject":
         return events.rejected(step=step, actor=events.DEADLINES, timed_out=True,
                                reason=f"no decision within {_duration(rule['respond_within_seconds'])} "
-                                      f"(due {events.format_time(due)})")
+                                      f"(due {format_time(due)})")
     if rule["on_timeout"] == "escalate":
         if state.escalated_to is not None:
             return None

@@ -17,7 +17,10 @@ from .errors import Conflict, InvalidInput, NotFound
 from .models import JobEvent, JobSpec, JobState
 from . import signing
 from .pipelines import EVENT_SCHEMA, RERUN_STEP, SUBMIT_EVENTS, EventType, Kind, Status
-from .state import DerivedState, IllegalTransition, apply_event, initial_state
+from .state import (
+    DerivedState, IllegalTransition, apply_event, format_time, initial_state, parse_time, projection_fields,
+    state_from_row,
+)
 
 # Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
 # retried) is announced, and the notice is delivered when the transaction commits, never before.
@@ -221,17 +224,6 @@ def reappended(original: dict, *, source: str) -> NewEvent:
 
 # -- hashing ---------------------------------------------------------------------------------------------------
 
-def format_time(moment: datetime) -> str:
-    """The one text form of a timestamp inside hashed documents (UTC, microseconds)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-
-
 def now() -> datetime:
     # Both databases keep microseconds, so what they return hashes the same as what was written.
     return datetime.now(timezone.utc)
@@ -265,38 +257,6 @@ def document_of(row: JobEvent) -> dict:
     )
 
 
-# -- the projection --------------------------------------------------------------------------------------------
-
-def state_from_row(row: JobState) -> DerivedState:
-    return DerivedState(
-        kind=row.kind, status=row.status, stage=row.stage, next_step=row.next_step, waiting_step=row.waiting_step,
-        review_sha256=row.review_sha256, attempt=row.attempt, error=row.error, last_seq=row.last_seq,
-        last_event_type=row.last_event_type, last_hash=row.last_hash,
-        available_at=format_time(row.available_at) if row.available_at else None, verdict=row.verdict,
-        reruns=tuple(row.reruns or ()), **review_fields(row.review),
-    )
-
-
-def review_fields(column: dict | None) -> dict:
-    """DerivedState's approval fields from the projection's `review` column."""
-    column = column or {}
-    return {"rules": column.get("rules"), "approvals": tuple(column.get("approvals") or ()),
-            "escalated_to": column.get("escalated_to")}
-
-
-def projection_fields(state: DerivedState) -> dict:
-    """The JobState columns that the events determine (lease columns are not among them)."""
-    return {
-        "kind": str(state.kind), "status": str(state.status), "stage": state.stage, "next_step": state.next_step,
-        "waiting_step": state.waiting_step, "review_sha256": state.review_sha256, "attempt": state.attempt,
-        "error": state.error, "last_seq": state.last_seq, "last_event_type": state.last_event_type,
-        "last_hash": state.last_hash, "available_at": parse_time(state.available_at), "verdict": state.verdict,
-        "reruns": list(state.reruns) or None,
-        "review": ({"rules": state.rules, "approvals": list(state.approvals), "escalated_to": state.escalated_to}
-                   if state.rules else None),
-    }
-
-
 TRACE_KEYS = ("request_id", "trace_id")
 
 
@@ -314,28 +274,19 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
     stamp = format_time(recorded_at)
     keys = signing.signer or signing.keyring()  # with signing=True there is always a key (the dev one at worst)
     for new in events:
-        seq = state.last_seq + 1
         payload = {**(new.payload or {}), "trace": trace} if trace else new.payload or {}
         doc = event_document(
-            job_id=job_id, seq=seq, event_type=str(new.event_type), step=new.step, actor=new.actor.as_dict(),
-            payload=payload, recorded_at=stamp, prev_hash=state.last_hash, schema_version=EVENT_SCHEMA,
+            job_id=job_id, seq=state.last_seq + 1, event_type=str(new.event_type), step=new.step,
+            actor=new.actor.as_dict(), payload=payload, recorded_at=stamp, prev_hash=state.last_hash,
+            schema_version=EVENT_SCHEMA,
         )
         errors = validate_event(EVENT_SCHEMA, doc)
         if errors:
             raise InvalidInput(f"{new.event_type} breaks the event contract", code="invalid_event", errors=errors)
         digest = chain_hash(state.last_hash, doc)
-        try:
-            state = apply_event(state, {**doc, "hash": digest})
-        except IllegalTransition as exc:
-            raise Conflict(f"{new.event_type} is not allowed now: {exc}", code="illegal_transition") from exc
+        state = _folded(state, doc, digest)
         signature = keys.signing_key.sign(signing.EVENT_CONTEXT + digest.encode()).hex()
-        rows.append(
-            JobEvent(
-                job_id=job_id, seq=seq, event_type=doc["event_type"], step=new.step, actor=doc["actor"],
-                payload=payload, schema_version=EVENT_SCHEMA, recorded_at=recorded_at,
-                prev_hash=doc["prev_hash"], hash=digest, key_id=keys.signing_id, signature=signature,
-            )
-        )
+        rows.append(_row(doc, recorded_at, digest, keys.signing_id, signature))
     return rows, state
 
 
@@ -367,15 +318,24 @@ def _verbatim_rows(job_id: str, state: DerivedState, lines: list[dict]):
         if problem:
             raise InvalidInput(f"event seq {seq} of job {job_id} cannot be inserted as it is: {problem}",
                                code="invalid_event", errors=errors)
-        try:
-            state = apply_event(state, {**doc, "hash": line["hash"]})
-        except IllegalTransition as exc:
-            raise Conflict(f"{doc['event_type']} is not allowed now: {exc}", code="illegal_transition") from exc
-        rows.append(JobEvent(
-            job_id=job_id, seq=seq, event_type=doc["event_type"], step=doc["step"], actor=doc["actor"],
-            payload=doc["payload"], schema_version=doc["schema_version"], recorded_at=moment,
-            prev_hash=doc["prev_hash"], hash=line["hash"], key_id=line["key_id"], signature=line["signature"]))
+        state = _folded(state, doc, line["hash"])
+        rows.append(_row(doc, moment, line["hash"], line["key_id"], line["signature"]))
     return rows, state
+
+
+def _folded(state: DerivedState, doc: dict, digest: str) -> DerivedState:
+    """The state after the event `doc` (hash `digest`); Conflict when it may not follow."""
+    try:
+        return apply_event(state, {**doc, "hash": digest})
+    except IllegalTransition as exc:
+        raise Conflict(f"{doc['event_type']} is not allowed now: {exc}", code="illegal_transition") from exc
+
+
+def _row(doc: dict, recorded_at: datetime, digest: str, key_id: str, signature: str) -> JobEvent:
+    return JobEvent(job_id=doc["job_id"], seq=doc["seq"], event_type=doc["event_type"], step=doc["step"],
+                    actor=doc["actor"], payload=doc["payload"], schema_version=doc["schema_version"],
+                    recorded_at=recorded_at, prev_hash=doc["prev_hash"], hash=digest, key_id=key_id,
+                    signature=signature)
 
 
 VERBATIM_DOCUMENT = ("schema_version", "job_id", "seq", "event_type", "step", "actor", "payload", "recorded_at",

@@ -26,7 +26,7 @@ from .errors import DomainError
 from .models import JobEvent, JobSpec
 from .pipelines import Kind
 from .signing import keyring, public_bytes
-from .state import IllegalTransition, derive_state
+from .state import IllegalTransition, derive_state, parse_time
 
 SOURCE = "jobstore"
 LEGACY_SCHEMAS = ("job_event_v1", "job_event_v2")
@@ -220,7 +220,7 @@ def _write(plan: Plan) -> None:
     spec, lines = plan.spec, plan.lines
     lineage = (spec.get("extensions") or {}).get("lineage") or {}
     first = lines[0]
-    created_at = events.parse_time(first["recorded_at"]) if plan.bundle else events.now()
+    created_at = parse_time(first["recorded_at"]) if plan.bundle else events.now()
     job = JobSpec(
         job_id=plan.job_id, kind=spec["kind"], spec=spec, spec_sha256=sha256_hex(canonical_json(spec)),
         snapshot_id=spec["snapshot_id"], policy_bundle_id=spec["policy_bundle_id"],

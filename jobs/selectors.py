@@ -24,11 +24,11 @@ from research.policies import list_policy_bundles
 from . import approvals, services
 from .artifacts import recorded_artifacts
 from .errors import InvalidInput, NotFound
-from .events import PROVENANCE, review_fields
+from .events import PROVENANCE
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import EventType, agent_steps
 from .roles import APPROVE, OPERATE, OVERRIDE, RERUN, held_by
-from .state import DerivedState, missing_approvals
+from .state import DerivedState, missing_approvals, review_fields
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from research.snapshots import get_snapshot
 from .events import Actor
 from . import approvals, events
 from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from .events import NewEvent, append_event, now, state_from_row
+from .events import NewEvent, append_event, now
+from .state import state_from_row
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import TERMINAL_STATUSES, EventType, Kind, Status
 from .roles import APPROVE, OPERATE, OVERRIDE, RERUN

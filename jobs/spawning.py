@@ -9,7 +9,8 @@ from research.policies import budget_limits, load_policy_bundle
 
 from . import events
 from .errors import BudgetExhausted, Conflict, Forbidden
-from .events import Actor, append_event, state_from_row
+from .events import Actor, append_event
+from .state import state_from_row
 from .models import JobEvent, JobSpec, JobState
 from .pipelines import EventType, Kind, Status
 from .services import four_eyes_applies, get_job, make_job_spec, submit_job_spec, validate_spec

@@ -5,6 +5,7 @@ start. The append path uses the same function on the stored projection, so what 
 always what the events say.
 """
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Mapping
 
 from .pipelines import (
@@ -291,3 +292,49 @@ def derive_state(events, kind: Kind | str | None = None) -> DerivedState:
     for event in events:
         state = apply_event(state, event)
     return state
+
+
+# -- times, and the projection row ----------------------------------------------------------------------------
+# A state holds times as text (`available_at`, a STEP_FAILED's `retry_at`) in the form hashed documents hold them;
+# the projection row (jobs.models.JobState) holds the same facts as columns.
+
+def format_time(moment: datetime) -> str:
+    """The one text form of a timestamp inside hashed documents (UTC, microseconds)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def state_from_row(row) -> DerivedState:
+    """The state a projection row (jobs.models.JobState) holds."""
+    return DerivedState(
+        kind=row.kind, status=row.status, stage=row.stage, next_step=row.next_step, waiting_step=row.waiting_step,
+        review_sha256=row.review_sha256, attempt=row.attempt, error=row.error, last_seq=row.last_seq,
+        last_event_type=row.last_event_type, last_hash=row.last_hash,
+        available_at=format_time(row.available_at) if row.available_at else None, verdict=row.verdict,
+        reruns=tuple(row.reruns or ()), **review_fields(row.review),
+    )
+
+
+def review_fields(column: dict | None) -> dict:
+    """DerivedState's approval fields from the projection's `review` column."""
+    column = column or {}
+    return {"rules": column.get("rules"), "approvals": tuple(column.get("approvals") or ()),
+            "escalated_to": column.get("escalated_to")}
+
+
+def projection_fields(state: DerivedState) -> dict:
+    """The JobState columns that the events determine (lease columns are not among them)."""
+    return {
+        "kind": str(state.kind), "status": str(state.status), "stage": state.stage, "next_step": state.next_step,
+        "waiting_step": state.waiting_step, "review_sha256": state.review_sha256, "attempt": state.attempt,
+        "error": state.error, "last_seq": state.last_seq, "last_event_type": state.last_event_type,
+        "last_hash": state.last_hash, "available_at": parse_time(state.available_at), "verdict": state.verdict,
+        "reruns": list(state.reruns) or None,
+        "review": ({"rules": state.rules, "approvals": list(state.approvals), "escalated_to": state.escalated_to}
+                   if state.rules else None),
+    }

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from jobs.events import format_time
+from jobs.state import format_time
 from jobs.models import JobState
 from jobs.selectors import job_title
 

@@ -25,10 +25,10 @@ from django.db.models.functions import Now
 
 from jobs import events
 from jobs.errors import DATABASE_UNREACHABLE
-from jobs.events import RUNNABLE_CHANNEL, Actor, Lease, append_events, now, state_from_row
+from jobs.events import RUNNABLE_CHANNEL, Actor, Lease, append_events, now
 from jobs.models import JobSpec, JobState
 from jobs.pipelines import RERUN_STEP, RUNNABLE_STATUSES, Status
-from jobs.state import DerivedState
+from jobs.state import DerivedState, state_from_row
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from jobs.artifacts import recorded_artifacts
 from jobs.audit import rebuild_states
 from jobs.bundles import written_by_export
 from jobs.errors import Conflict
-from jobs.events import Lease, append_events, format_time, state_from_row
+from jobs.events import Lease, append_events
+from jobs.state import format_time, state_from_row
 from jobs.models import JobEvent, JobSpec, JobState
 from jobs.pipelines import RERUN_STEP, EventType, Status
 from jobs.reruns import log_path, state_path

@@ -5,11 +5,11 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 
 from contracts import canonical_json
-from jobs.events import chain_hash, event_document, format_time, now, projection_fields, state_from_row
+from jobs.events import chain_hash, event_document, now
 from jobs.models import JobEvent, JobState
 from jobs.pipelines import EVENT_SCHEMA
 from jobs.signing import EVENT_CONTEXT
-from jobs.state import apply_event
+from jobs.state import apply_event, format_time, projection_fields, state_from_row
 
 
 @contextmanager

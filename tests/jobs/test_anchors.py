@@ -9,10 +9,10 @@ from django.core.management import call_command
 
 from jobs.anchors import ANCHOR_DIR, anchor_heads, job_heads, latest_anchor, merkle_root
 from jobs.audit import verify_events as audit
-from jobs.events import chain_hash, document_of, projection_fields, state_from_row
+from jobs.events import chain_hash, document_of
 from jobs.models import JobEvent, JobState
 from jobs.signing import EVENT_CONTEXT, keyring
-from jobs.state import apply_event, initial_state
+from jobs.state import apply_event, initial_state, projection_fields
 
 from ..builders import append, failed, guard_off, insert_rows, new_blueprint_job, started, to_runspec_review
 from ..conftest import REPO_ROOT

@@ -4,13 +4,10 @@ import pytest
 from contracts import canonical_json, sha256_hex
 from jobs.events import Actor
 from jobs.errors import Conflict, InvalidInput, NotFound
-from jobs.events import (
-    Lease,
-    NewEvent, append_event, append_events, document_of, event_document, format_time, state_from_row,
-)
+from jobs.events import Lease, NewEvent, append_event, append_events, document_of, event_document
 from jobs.models import JobEvent, JobState
 from jobs.pipelines import EventType as E
-from jobs.state import ZERO_HASH, derive_state
+from jobs.state import ZERO_HASH, derive_state, format_time, state_from_row
 
 from ..builders import (
     SHA_A, WORKER, append, completed, new_blueprint_job, rerun, started, store_snapshot, to_done, to_runspec_review,
