@@ -8,21 +8,18 @@ says, before an approval is appended, which group it counts for, and refuses a r
 """
 from itertools import combinations
 
-from django.contrib.auth import get_user_model
-
 from research.policies import approval_rule, load_policy_bundle
 
 from .errors import Conflict, Forbidden, InvalidInput
 from .events import Actor
 from .pipelines import PIPELINES, Checkpoint, Kind
-from .roles import APPROVE
+from .roles import APPROVE, holders
 from .state import DerivedState, missing_approvals
 
 
 def eligible_users(group: str, *, submitter: str) -> list:
-    """The active users of `group` who hold the approve permission, the submitter excluded, by username."""
-    members = get_user_model().objects.filter(is_active=True, groups__name=group).order_by("username")
-    return [user for user in members if user.get_username() != submitter and user.has_perm(APPROVE)]
+    """The active users of `group` who hold the approve permission, the submitter excluded, by username: one query."""
+    return list(holders(APPROVE).filter(groups__name=group).exclude(username=submitter).order_by("username"))
 
 
 def counts_for(state: DerivedState, *, actor: Actor, submitter: str, user) -> tuple[str, bool]:

@@ -54,6 +54,19 @@ def held_by(user, perm: str):
     return Exists(granted)
 
 
+def holders(perm: str):
+    """The active users who hold `perm` ("app_label.codename") as Django's ModelBackend decides it: directly, through
+    a group, or as a superuser; `held_by` answers the same for one user. A queryset, one query however many."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    app_label, codename = perm.split(".", 1)
+    granted = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    return get_user_model().objects.filter(
+        Q(is_superuser=True) | Q(user_permissions__in=granted) | Q(groups__permissions__in=granted), is_active=True,
+    ).distinct()
+
+
 @dataclass(frozen=True)
 class RoleChange:
     group: str

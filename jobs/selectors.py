@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
@@ -207,6 +207,30 @@ def list_jobs(*, filters: JobFilters, cursor: str | None = None, limit: int = 50
         next_cursor = encode_cursor([iso(page[-1][order.key]), page[-1]["job_id"]])
     return Page(results=[{**_summary(row), **{key: iso(row[key]) for key in computed}} for row in page],
                 next_cursor=next_cursor)
+
+
+# PostgreSQL hands out event ids before commit, so a row can become visible after one with a higher id. A reader
+# of the global event log in id order (the all-jobs stream, the notification planner) stops at such a gap until it
+# fills, or until the row after it is older than this: then the id was rolled back (a refused insert) and will
+# never appear.
+GAP_GRACE = timedelta(seconds=5)
+
+
+def safe_horizon(recent: list[tuple[int, datetime]], after: int) -> tuple[int, bool]:
+    """The highest id that no id still invisible can come before, and whether a gap holds it back."""
+    horizon, now = after, datetime.now(timezone.utc)
+    for pk, recorded_at in recent:
+        if pk != horizon + 1 and now - recorded_at < GAP_GRACE:
+            return horizon, True
+        horizon = pk
+    return horizon, False
+
+
+def event_horizon(after: int, *, limit: int) -> tuple[int, bool, int]:
+    """Read the next `limit` event ids after global id `after`: (the safe horizon among them, whether a gap holds
+    it back, how many were read). One query."""
+    recent = list(JobEvent.objects.filter(id__gt=after).order_by("id").values_list("id", "recorded_at")[:limit])
+    return (*safe_horizon(recent, after), len(recent))
 
 
 DETAIL_COLUMNS = (*SUMMARY_COLUMNS.values(), "last_hash", "review_sha256", "error", "lease_owner",

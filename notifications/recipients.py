@@ -1,11 +1,9 @@
 """Who is told of what: the one place that chooses the people of each kind of notification."""
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-from django.db.models import Q
 
 from jobs.approvals import eligible_users
 from jobs.models import JobEvent, JobSpec, JobState
-from jobs.roles import APPROVE
+from jobs.roles import APPROVE, holders
 
 from .kinds import Kind
 
@@ -16,15 +14,6 @@ def _active():
     return get_user_model().objects.filter(is_active=True)
 
 
-def _holding(perm: str):
-    """Active users who hold `perm` ("app_label.codename") as Django's ModelBackend decides it: directly, through a
-    group, or as a superuser (jobs.roles.held_by answers the same for one user)."""
-    app_label, codename = perm.split(".", 1)
-    granted = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-    return _active().filter(Q(is_superuser=True) | Q(user_permissions__in=granted)
-                            | Q(groups__permissions__in=granted)).distinct()
-
-
 def eligible_reviewers(job: JobSpec, step: str | None) -> list:
     """The people who may decide `step` of `job`: under the checkpoint's approval rule (fixed at submit, see
     jobs.approvals), the eligible reviewers of its groups; without one, holders of the approve permission other
@@ -32,7 +21,7 @@ def eligible_reviewers(job: JobSpec, step: str | None) -> list:
     review = JobState.objects.filter(job_id=job.job_id).values_list("review", flat=True).first() or {}
     rule = (review.get("rules") or {}).get(step)
     if rule is None:
-        return list(_holding(APPROVE).exclude(username=job.submitted_by).order_by("username"))
+        return list(holders(APPROVE).exclude(username=job.submitted_by).order_by("username"))
     people = {}
     for need in rule["required"]:
         for user in eligible_users(need["group"], submitter=job.submitted_by):

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.api.streams import safe_horizon
+from jobs.selectors import event_horizon
 from jobs.models import JobEvent
 
 from . import mail, webhooks
@@ -85,10 +85,8 @@ def plan(*, now: datetime) -> int:
         with transaction.atomic():  # IMMEDIATE on SQLite; the cursor row's lock on PostgreSQL
             cursor, _ = PlanCursor.objects.select_for_update().get_or_create(name=CURSOR)
             after = cursor.last_event_id
-            recent = list(JobEvent.objects.filter(id__gt=after).order_by("id").values_list("id", "recorded_at")
-                          [:PLAN_BATCH])
-            # PostgreSQL hands out ids before commit: stop short of an id that may still appear (jobs.api.streams).
-            horizon, held = safe_horizon(recent, after)
+            # PostgreSQL hands out ids before commit: stop short of an id that may still appear.
+            horizon, held, read = event_horizon(after, limit=PLAN_BATCH)
             if horizon == after:
                 return written
             events = (JobEvent.objects.filter(id__gt=after, id__lte=horizon, event_type__in=list(NOTABLE_EVENTS))
@@ -97,7 +95,7 @@ def plan(*, now: datetime) -> int:
             Delivery.objects.bulk_create(rows, ignore_conflicts=True)
             PlanCursor.objects.filter(name=CURSOR).update(last_event_id=horizon)
         written += len(rows)
-        if held or len(recent) < PLAN_BATCH:
+        if held or read < PLAN_BATCH:
             return written
 
 

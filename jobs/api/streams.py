@@ -13,7 +13,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 
 import psycopg
 from asgiref.sync import sync_to_async
@@ -37,10 +36,6 @@ from .http import KIND_CHOICES, StrictCharField, StrictInput, StrictRegexField, 
 
 BATCH = 500  # events read at a time
 CURSOR_RE = re.compile(r"[0-9]{1,18}")
-# PostgreSQL hands out event ids before commit, so a row can become visible after one with a higher id. The
-# all-jobs stream stops at such a gap until it fills, or until the row after it is older than this: then the
-# id was rolled back (a refused insert) and will never appear.
-GAP_GRACE = timedelta(seconds=5)
 
 
 # -- the per-process limit -------------------------------------------------------------------------------------
@@ -179,24 +174,13 @@ def job_batch(job_id: str, after: int) -> Batch:
                  ended=state.status if state.status in TERMINAL_STATUSES and cursor >= state.last_seq else None)
 
 
-def safe_horizon(recent: list[tuple[int, datetime]], after: int) -> tuple[int, bool]:
-    """The highest id that no id still invisible can come before, and whether a gap holds it back."""
-    horizon, now = after, datetime.now(timezone.utc)
-    for pk, recorded_at in recent:
-        if pk != horizon + 1 and now - recorded_at < GAP_GRACE:
-            return horizon, True
-        horizon = pk
-    return horizon, False
-
-
 @read
 def all_events_batch(filters: dict, after: int) -> Batch:
     """Events of every job after global id `after` that pass `filters`, up to the safe horizon."""
-    recent = list(JobEvent.objects.filter(id__gt=after).order_by("id").values_list("id", "recorded_at")[:BATCH])
-    horizon, held = safe_horizon(recent, after)
+    horizon, held, read = selectors.event_horizon(after, limit=BATCH)
     rows = JobEvent.objects.filter(id__gt=after, id__lte=horizon, **filters).order_by("id") if horizon > after else []
     return Batch([message(row.id, row.event_type, {**selectors.event_view(row), "job_id": row.job_id})
-                  for row in rows], horizon, more=len(recent) == BATCH and not held, held=held)
+                  for row in rows], horizon, more=read == BATCH and not held, held=held)
 
 
 # -- the wire format -------------------------------------------------------------------------------------------

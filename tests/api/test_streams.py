@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
 from jobs import selectors, services
-from jobs.api.streams import GAP_GRACE, safe_horizon
+from jobs.selectors import GAP_GRACE, safe_horizon
 from jobs.events import NewEvent
 from jobs.models import JobEvent, JobState
 from jobs.pipelines import EventType as E
