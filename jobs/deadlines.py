@@ -33,12 +33,12 @@ def sweep(*, now: datetime | None = None, job_ids=None) -> list[DeadlineAction]:
     waiting = JobState.objects.filter(status=Status.WAITING_APPROVAL, review__isnull=False)
     if job_ids is not None:
         waiting = waiting.filter(job_id__in=list(job_ids))
-    rows = {row.job_id: row for row in waiting
-            if (state_from_row(row).rule or {}).get("respond_within_seconds")}
-    if not rows:
+    states = {row.job_id: state for row in waiting
+              if ((state := state_from_row(row)).rule or {}).get("respond_within_seconds")}
+    if not states:
         return []
     announced, last_reminder = {}, {}
-    marks = (JobEvent.objects.filter(job_id__in=rows, event_type__in=(EventType.WAITING_APPROVAL,
+    marks = (JobEvent.objects.filter(job_id__in=states, event_type__in=(EventType.WAITING_APPROVAL,
                                                                        EventType.CHECKPOINT_REMINDED))
              .order_by("job_id", "seq").values_list("job_id", "event_type", "recorded_at", "payload"))
     for job_id, event_type, recorded_at, payload in marks:
@@ -47,8 +47,7 @@ def sweep(*, now: datetime | None = None, job_ids=None) -> list[DeadlineAction]:
         else:
             last_reminder[job_id] = payload
     done = []
-    for job_id, row in rows.items():
-        state = state_from_row(row)
+    for job_id, state in states.items():
         due = announced[job_id] + timedelta(seconds=state.rule["respond_within_seconds"])
         event = _action_due(state, due, last_reminder.get(job_id), now)
         if event is None:

@@ -247,20 +247,23 @@ def _check_decision(job: JobSpec, state: JobState, step: str, actor: Actor) -> N
     if state.status != Status.WAITING_APPROVAL or state.waiting_step != step:
         where = f"waiting at {state.waiting_step}" if state.waiting_step else state.status
         raise Conflict(f"job {job.job_id} is not waiting at {step} ({where})", code="not_waiting")
-    under_rule = state.review is not None and state_from_row(state).rule is not None
-    if (four_eyes_applies(job.policy_bundle_id) or under_rule) and actor.id == job.submitted_by:
+    if (four_eyes_applies(job.policy_bundle_id) or _ruled(state)) and actor.id == job.submitted_by:
         raise Forbidden("four eyes: the submitter of a job may not decide its checkpoints", code="four_eyes")
+
+
+def _ruled(state: JobState):
+    """The derived state when the checkpoint the job waits at has an approval rule (jobs.approvals), else None.
+    Without rules in its policy bundle a job's row has no `review`: nothing to derive."""
+    derived = state_from_row(state) if state.review is not None else None
+    return derived if derived is not None and derived.rule is not None else None
 
 
 def _counts_for(job: JobSpec, state: JobState, actor: Actor) -> tuple[str | None, bool]:
     """Under the open checkpoint's approval rule, the group this approval fills (see jobs.approvals)."""
-    if state.review is None:  # the job's policy bundle sets no approval rule
+    derived = _ruled(state)
+    if derived is None:
         return None, False
-    derived = state_from_row(state)
-    if derived.rule is None:
-        return None, False
-    user = _user_named(actor)
-    return approvals.counts_for(derived, actor=actor, submitter=job.submitted_by, user=user)
+    return approvals.counts_for(derived, actor=actor, submitter=job.submitted_by, user=_user_named(actor))
 
 
 def _user_named(actor: Actor):
@@ -337,8 +340,8 @@ def reject(*, job_id: str, step: str, actor: Actor, reason: str = "") -> JobEven
 
     def decide(job, state):
         _check_decision(job, state, step, actor)
-        derived = state_from_row(state) if state.review is not None else None
-        if derived is not None and derived.rule is not None:
+        derived = _ruled(state)
+        if derived is not None:
             approvals.check_may_reject(derived, user=_user_named(actor))
         return events.rejected(step=step, actor=actor, reason=reason.strip())
 
