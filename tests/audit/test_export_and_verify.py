@@ -137,7 +137,7 @@ def test_the_auditors_keys_take_precedence_over_the_bundles(artifact_root, tiny_
     out = io.StringIO()
     assert verify_bundle.main([str(tmp_path / "b"), "--keys", str(tmp_path / "theirs.json")], out=out) == 1
     report = out.getvalue()
-    assert "keys.json" in report and "anchor.json" in report and f"events.jsonl seq 1:" in report
+    assert "keys.json" in report and "anchor.json" in report and "events.jsonl seq 1:" in report
 
 
 def test_exporting_into_the_artifact_storages_jobs_folder_twice_gives_the_same_bundle(artifact_root, tiny_snapshot,

@@ -1,7 +1,15 @@
-"""Approval rules: a policy bundle that sets them, and reviewers in the groups they name."""
+"""Approval rules: a policy bundle that sets them, reviewers in the groups they name, and jobs in each state a rule
+adds."""
 import json
+from datetime import timedelta
 
+from jobs import deadlines, services
+from jobs.events import Actor
+from jobs.models import JobEvent
+
+from .jobs import submitted, to_runspec_review
 from .people import a_user
+from .snapshots import MONTH, SNAPSHOT, a_snapshot
 
 
 def a_rules_bundle(policy_root, bundle_id: str, **checkpoints) -> str:
@@ -27,15 +35,6 @@ def jobs_at_each_rule_state(people, policy_root) -> dict:
     """Jobs under approval rules in each state a rule adds, all submitted by people.submitter: waiting with one of
     two approvals ("partial"), escalated, reminded, rejected by its deadline ("timed_out") and opened by an
     override ("overridden", queued for its run)."""
-    from datetime import timedelta
-
-    from jobs import deadlines, services
-    from jobs.events import Actor
-    from jobs.models import JobEvent
-
-    from .jobs import submitted, to_runspec_review
-    from .snapshots import MONTH, SNAPSHOT, a_snapshot
-
     a_snapshot(SNAPSHOT, span=MONTH)
     q1, _ = reviewers_in("ruled", 2)
     a_user("ruled-lead", "reviewers", "ruled-leads")

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
+from django.utils import timezone
 
 from jobs import deadlines, events, services
 from jobs.events import Actor
@@ -13,8 +14,8 @@ from notifications.recipients import eligible_reviewers
 from notifications.services import run_pass
 
 from ..builders import (
-    a_rules_bundle, a_user, cancelled_job, done_job, error_job, rejected_job, reviewers_in, stopped_job, submitted,
-    to_runspec_review, waiting_job, with_email,
+    a_closed_port, a_rules_bundle, a_user, cancelled_job, done_job, error_job, rejected_job, reviewers_in,
+    stopped_job, submitted, to_runspec_review, waiting_job, with_email,
 )
 
 pytestmark = pytest.mark.django_db
@@ -169,12 +170,6 @@ def test_an_escalation_emails_the_members_of_its_group(addressed, policy_root):
 
 def test_an_smtp_server_that_refuses_is_retried_then_the_email_delivered(addressed, settings):
     # given an SMTP backend whose server refuses connections (nothing listens on the port)
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from ..builders import a_closed_port
-
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", a_closed_port(), 5
     waiting_job(addressed.submitter, "smtp down")

@@ -8,14 +8,14 @@ from pathlib import Path
 import axe_playwright_python
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from playwright.sync_api import expect
 
 from jobs.models import JobSpec
 
 from ..builders import (
-    ADMIN, TINY_SNAPSHOT, a_snapshot, an_idea_job_at, error_job, ran_job, rejected_job, run_id_of, running_job,
-    submitted, waiting_job,
+    ADMIN, TINY_SNAPSHOT, a_snapshot, an_idea_job_at, error_job, jobs_at_each_rule_state, ran_job, rejected_job,
+    run_id_of, running_job, submitted, waiting_job,
 )
 from ..admin.test_browser import log_in as admin_log_in
 from .test_browser import log_in
@@ -189,10 +189,6 @@ def test_a_job_under_an_approval_rule_and_the_notification_settings_have_no_seri
         page, screenshot, people, policy_root, settings):
     # given jobs under approval rules (one partly approved, one escalated after its deadline), and a lead who may
     # approve as a member of the escalation group and override (the rule's box, the deadline and both forms show)
-    from django.contrib.auth.models import Permission
-
-    from ..builders import jobs_at_each_rule_state
-
     jobs = jobs_at_each_rule_state(people, policy_root)
     lead = people.reviewer
     lead.groups.add(Group.objects.get(name="ruled-leads"))
