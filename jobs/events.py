@@ -18,8 +18,7 @@ from .models import JobEvent, JobSpec, JobState
 from . import signing
 from .pipelines import EVENT_SCHEMA, RERUN_STEP, SUBMIT_EVENTS, EventType, Kind, Status
 from .state import (
-    DerivedState, IllegalTransition, apply_event, format_time, initial_state, parse_time, projection_fields,
-    state_from_row,
+    DerivedState, IllegalTransition, apply_event, format_time, initial_state, projection_fields, state_from_row,
 )
 
 # Idle workers on PostgreSQL LISTEN on this channel; a job that becomes runnable (submitted, approved,
@@ -284,46 +283,13 @@ def _build_rows(job_id: str, state: DerivedState, events: list[NewEvent], record
         if errors:
             raise InvalidInput(f"{new.event_type} breaks the event contract", code="invalid_event", errors=errors)
         digest = chain_hash(state.last_hash, doc)
-        state = _folded(state, doc, digest)
+        state = fold(state, doc, digest)
         signature = keys.signing_key.sign(signing.EVENT_CONTEXT + digest.encode()).hex()
-        rows.append(_row(doc, recorded_at, digest, keys.signing_id, signature))
+        rows.append(event_row(doc, recorded_at, digest, keys.signing_id, signature))
     return rows, state
 
 
-def _verbatim_rows(job_id: str, state: DerivedState, lines: list[dict]):
-    """Rows of events another EAM database recorded (an audit bundle's lines), inserted as they are: each checked as
-    `_build_rows` checks its own (contract, chain, transition) and signed by a key this service knows."""
-    rows, keys = [], signing.keyring(signing=False)
-    for line in lines:
-        doc = {name: line.get(name) for name in VERBATIM_DOCUMENT}
-        seq = state.last_seq + 1
-        if doc["job_id"] != job_id or doc["seq"] != seq or doc["prev_hash"] != state.last_hash:
-            raise InvalidInput(f"event seq {doc['seq']!r} does not follow seq {state.last_seq} of job {job_id}",
-                               code="invalid_event")
-        try:  # stored as a timestamp, so only the one text form of one comes back as the same bytes
-            moment = parse_time(doc["recorded_at"])
-        except (TypeError, ValueError):
-            moment = None
-        if moment is None or format_time(moment) != doc["recorded_at"]:
-            raise InvalidInput(f"event seq {seq} of job {job_id}: recorded_at {doc['recorded_at']!r} is not a time "
-                               "in the form the service writes", code="invalid_event")
-        errors = validate_event(str(doc["schema_version"]), doc)
-        if errors:
-            problem = f"breaks {doc['schema_version']}: {errors[0]['path']} {errors[0]['message']}"
-        elif chain_hash(doc["prev_hash"], doc) != line.get("hash"):
-            problem = "its hash is not the hash of its content"
-        else:
-            problem = keys.problem(signing.EVENT_CONTEXT, line["hash"].encode(), line.get("key_id"),
-                                   line.get("signature"))
-        if problem:
-            raise InvalidInput(f"event seq {seq} of job {job_id} cannot be inserted as it is: {problem}",
-                               code="invalid_event", errors=errors)
-        state = _folded(state, doc, line["hash"])
-        rows.append(_row(doc, moment, line["hash"], line["key_id"], line["signature"]))
-    return rows, state
-
-
-def _folded(state: DerivedState, doc: dict, digest: str) -> DerivedState:
+def fold(state: DerivedState, doc: dict, digest: str) -> DerivedState:
     """The state after the event `doc` (hash `digest`); Conflict when it may not follow."""
     try:
         return apply_event(state, {**doc, "hash": digest})
@@ -331,15 +297,13 @@ def _folded(state: DerivedState, doc: dict, digest: str) -> DerivedState:
         raise Conflict(f"{doc['event_type']} is not allowed now: {exc}", code="illegal_transition") from exc
 
 
-def _row(doc: dict, recorded_at: datetime, digest: str, key_id: str, signature: str) -> JobEvent:
+def event_row(doc: dict, recorded_at: datetime, digest: str, key_id: str, signature: str) -> JobEvent:
+    """The row of a checked event (not saved: only the append statements below insert rows)."""
     return JobEvent(job_id=doc["job_id"], seq=doc["seq"], event_type=doc["event_type"], step=doc["step"],
                     actor=doc["actor"], payload=doc["payload"], schema_version=doc["schema_version"],
                     recorded_at=recorded_at, prev_hash=doc["prev_hash"], hash=digest, key_id=key_id,
                     signature=signature)
 
-
-VERBATIM_DOCUMENT = ("schema_version", "job_id", "seq", "event_type", "step", "actor", "payload", "recorded_at",
-                     "prev_hash")  # the members of `event_document`
 
 
 # -- the statements --------------------------------------------------------------------------------------------
@@ -417,7 +381,7 @@ def append_events(
     `state` may be passed by a caller that already holds the job's current state (saves a read); the
     statement's fence checks it against the stored projection, so it is never trusted blindly. `lease` (a
     `Lease`) sets the lease columns in the same statement: the engine's claim, hand-over and release.
-    `verbatim` (instead of `events`): lines of an audit bundle, inserted as they were recorded (`_verbatim_rows`).
+    `verbatim` (instead of `events`): lines of an audit bundle, inserted as they were recorded (jobs/verbatim.py).
     """
     if state is None:
         row = JobState.objects.filter(job_id=job_id).first()
@@ -431,7 +395,9 @@ def append_events(
         )
     recorded_at = now()
     if verbatim is not None:
-        rows, new_state = _verbatim_rows(job_id, state, verbatim)
+        from .verbatim import verbatim_rows  # the import path only; it builds on this module
+
+        rows, new_state = verbatim_rows(job_id, state, verbatim)
     else:
         rows, new_state = _build_rows(job_id, state, events, recorded_at)
     moved = {**projection_fields(new_state), "updated_at": recorded_at}
@@ -456,7 +422,9 @@ def create_job(*, spec: JobSpec, submit_event: NewEvent | None = None, verbatim:
     with transaction.atomic():
         spec.save(force_insert=True)
         if verbatim is not None:
-            rows, new_state = _verbatim_rows(spec.job_id, initial_state(spec.kind), [verbatim])
+            from .verbatim import verbatim_rows  # the import path only; it builds on this module
+
+            rows, new_state = verbatim_rows(spec.job_id, initial_state(spec.kind), [verbatim])
         else:
             rows, new_state = _build_rows(spec.job_id, initial_state(spec.kind), [submit_event], spec.created_at)
         with connection.cursor() as cursor:
