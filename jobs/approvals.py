@@ -75,7 +75,9 @@ def rules_for(kind: Kind | str, policy_bundle_id: str) -> dict:
 def check_may_reject(state: DerivedState, *, user) -> None:
     """Under a rule, any reviewer of its groups (or of the group it was escalated to) may reject, approved already
     or not, and the rejection is final; Forbidden for anyone else."""
-    groups = {need["group"] for need in state.rule["required"]} | ({state.escalated_to} if state.escalated_to else set())
+    groups = {need["group"] for need in state.rule["required"]}
+    if state.escalated_to:
+        groups.add(state.escalated_to)
     if user is None or not user.groups.filter(name__in=groups).exists():
         raise Forbidden(f"only reviewers of {', '.join(sorted(groups))} decide {state.waiting_step}",
                         code="not_eligible")
